@@ -1,0 +1,17 @@
+//! FreeSWITCH Event Socket Layer: a `tokio_util` codec for the wire format and
+//! an async inbound client with exact reply correlation.
+//!
+//! Protocol only: nothing here knows about dialing or scripts.
+#![forbid(unsafe_code)]
+
+pub mod client;
+pub mod codec;
+pub mod error;
+pub mod event;
+pub mod headers;
+
+pub use client::{BgJob, CallEvents, CallEventsEnd, ClientConfig, ClientStats, EslClient, EventFormat};
+pub use codec::{Command, ContentType, EslCodec, Frame};
+pub use error::{DecodeError, EslError};
+pub use event::Event;
+pub use headers::{Headers, ValueEncoding};
