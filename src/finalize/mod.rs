@@ -1,0 +1,2 @@
+//! Finalizer: turns a finished call into rows.
+pub mod status;

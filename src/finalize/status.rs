@@ -1,0 +1,1 @@
+//! Hangup facts to number status.

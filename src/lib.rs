@@ -1,0 +1,10 @@
+//! voxdial: an AI outbound-call engine beside FreeSWITCH.
+//!
+//! See `docs/ARCHITECTURE.md` for how the modules fit together.
+#![forbid(unsafe_code)]
+
+pub mod dialer;
+pub mod dialogue;
+pub mod finalize;
+pub mod sim;
+pub mod store;

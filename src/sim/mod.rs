@@ -1,0 +1,2 @@
+//! Simulated FreeSWITCH.
+pub mod wire;

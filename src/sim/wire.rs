@@ -1,0 +1,1 @@
+//! Renders FreeSWITCH-shaped ESL frames.
