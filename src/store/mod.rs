@@ -1,1 +1,755 @@
-//! Store.
+//! Store: the seeds' tables behind one API, whatever the backend.
+//!
+//! Queries are written once with `?` placeholders and run through sqlx's `Any`
+//! driver; for PostgreSQL the placeholders are rewritten to `$n`. Times are
+//! stored as `YYYY-MM-DD HH:MM:SS` strings exactly as the seeds show them, so
+//! every backend sorts and compares them the same way.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
+
+use crate::dialogue::Script;
+
+pub mod call;
+
+pub use call::{CallWrite, DetailWrite};
+
+/// Store errors name what failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("unsupported database URL {0:?}: use sqlite://, postgres:// or mysql://")]
+    UnsupportedUrl(String),
+    #[error("cannot open database {url}: {source}")]
+    Connect { url: String, source: sqlx::Error },
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("task {0} not found")]
+    TaskNotFound(String),
+    #[error("invalid data: {0}")]
+    Invalid(String),
+    #[error("cannot create data directory {path}: {source}")]
+    Io { path: String, source: std::io::Error },
+}
+
+/// Which SQL dialect the pool speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+    MySql,
+}
+
+impl Backend {
+    pub fn from_url(url: &str) -> Result<Backend, StoreError> {
+        if url.starts_with("sqlite:") {
+            Ok(Backend::Sqlite)
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Ok(Backend::Postgres)
+        } else if url.starts_with("mysql:") || url.starts_with("mariadb:") {
+            Ok(Backend::MySql)
+        } else {
+            Err(StoreError::UnsupportedUrl(url.to_string()))
+        }
+    }
+}
+
+/// Local time formatted as the seeds store it.
+pub fn now_str() -> String {
+    chrono::Local::now().format("%Y-%m-%d %H:%M:%S").to_string()
+}
+
+/// `t` seconds from now, formatted like [`now_str`].
+pub fn in_secs(t: i64) -> String {
+    (chrono::Local::now() + chrono::Duration::seconds(t)).format("%Y-%m-%d %H:%M:%S").to_string()
+}
+
+/// A shared handle to the database.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+    url: String,
+}
+
+/// A task as the dialer needs it (seed `info.task`).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Task {
+    pub uuid: String,
+    pub name: String,
+    pub start: i64,
+    pub maximumcall: i64,
+    pub call_per_second: f64,
+    pub recycle_limit: i64,
+    pub destination_extension: String,
+    pub destination_dialplan: String,
+    pub destination_context: String,
+    pub dial_format: String,
+    pub originate_variables: String,
+    #[serde(rename = "_originate_timeout")]
+    pub originate_timeout: i64,
+    #[serde(rename = "_origination_caller_id_number")]
+    pub origination_caller_id_number: String,
+    pub user_id: String,
+    pub group_id: i64,
+    pub call_pause_second: i64,
+    pub sort: i64,
+    pub is_top: i64,
+}
+
+/// A number claimed for dialing.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub id: i64,
+    pub task_id: String,
+    pub number: String,
+    pub attempts: i64,
+    pub is_blacklist: bool,
+    pub variables: BTreeMap<String, String>,
+}
+
+/// Outcome of a number import.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ImportReport {
+    pub inserted: u64,
+    pub duplicates: u64,
+    pub blacklisted: u64,
+}
+
+impl Store {
+    /// Open (creating an SQLite file if needed) without migrating.
+    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let backend = Backend::from_url(url)?;
+        let mut conn_url = url.to_string();
+        if backend == Backend::Sqlite {
+            let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+            let path = path.split('?').next().unwrap_or(path);
+            if let Some(parent) = Path::new(path).parent() {
+                if !parent.as_os_str().is_empty() {
+                    std::fs::create_dir_all(parent)
+                        .map_err(|e| StoreError::Io { path: parent.display().to_string(), source: e })?;
+                }
+            }
+            if !conn_url.contains("mode=") {
+                conn_url.push_str(if conn_url.contains('?') { "&mode=rwc" } else { "?mode=rwc" });
+            }
+        }
+        let max = if backend == Backend::Sqlite { 4 } else { 16 };
+        let pool = AnyPoolOptions::new()
+            .max_connections(max)
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        sqlx::query("PRAGMA busy_timeout = 10000").execute(&mut *conn).await?;
+                        sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&conn_url)
+            .await
+            .map_err(|e| StoreError::Connect { url: url.to_string(), source: e })?;
+        if backend == Backend::Sqlite {
+            sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;
+        }
+        Ok(Store { pool, backend, url: url.to_string() })
+    }
+
+    /// Open and bring the schema up to date. Refuses a database whose schema
+    /// is newer than this binary knows.
+    pub async fn open(url: &str) -> Result<Store, StoreError> {
+        let s = Self::connect(url).await?;
+        s.migrate().await?;
+        Ok(s)
+    }
+
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        match self.backend {
+            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&self.pool).await?,
+            Backend::Postgres | Backend::MySql => {
+                return Err(StoreError::Invalid(format!(
+                    "{:?} migrations are not shipped yet; use SQLite for now",
+                    self.backend
+                )))
+            }
+        }
+        Ok(())
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Rewrite `?` placeholders for PostgreSQL. Every query text is built from
+    /// string literals and backend-specific fragments, never from input, so it
+    /// is asserted SQL-safe here; values always go through `bind`.
+    pub fn sql(&self, q: &str) -> sqlx::AssertSqlSafe<String> {
+        if self.backend != Backend::Postgres || !q.contains('?') {
+            return sqlx::AssertSqlSafe(q.to_string());
+        }
+        let mut out = String::with_capacity(q.len() + 8);
+        let mut n = 0;
+        for c in q.chars() {
+            if c == '?' {
+                n += 1;
+                out.push('$');
+                out.push_str(&n.to_string());
+            } else {
+                out.push(c);
+            }
+        }
+        sqlx::AssertSqlSafe(out)
+    }
+
+    /// `INSERT` that skips rows violating a unique key.
+    pub fn insert_ignore(&self) -> &'static str {
+        match self.backend {
+            Backend::MySql => "INSERT IGNORE",
+            Backend::Sqlite => "INSERT OR IGNORE",
+            Backend::Postgres => "INSERT",
+        }
+    }
+
+    /// Suffix for [`Self::insert_ignore`] on PostgreSQL.
+    pub fn on_conflict_nothing(&self) -> &'static str {
+        match self.backend {
+            Backend::Postgres => " ON CONFLICT DO NOTHING",
+            _ => "",
+        }
+    }
+
+    pub async fn ensure_user(&self, id: &str, name: &str) -> Result<(), StoreError> {
+        let now = now_str();
+        let q = format!(
+            "{} INTO users (id, parent_id, type, name, created_at, updated_at) VALUES (?, NULL, 4, ?, ?, ?){}",
+            self.insert_ignore(),
+            self.on_conflict_nothing()
+        );
+        sqlx::query(self.sql(&q)).bind(id).bind(name).bind(&now).bind(&now).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Store a script group with its utterances, contents, branches, levels
+    /// and tags; returns the new group id.
+    pub async fn save_script(&self, user_id: &str, script: &Script) -> Result<i64, StoreError> {
+        let errs = script.validate();
+        if !errs.is_empty() {
+            let msg: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+            return Err(StoreError::Invalid(msg.join("; ")));
+        }
+        let now = now_str();
+        let definition = serde_json::to_string(script).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(self.sql(
+            "INSERT INTO script_groups (user_id, name, description, tag_scene_id, definition, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        ))
+        .bind(user_id)
+        .bind(&script.name)
+        .bind(script.description.clone())
+        .bind(script.tag_scene_id.clone())
+        .bind(&definition)
+        .bind(&now)
+        .bind(&now)
+        .execute(&mut *tx)
+        .await?;
+        let row = sqlx::query(self.sql("SELECT MAX(id) AS id FROM script_groups WHERE user_id = ?"))
+            .bind(user_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let group_id: i64 = row.try_get("id")?;
+        // Ids inside a script are local to it; prefix them with the group so
+        // two imports of one script never collide.
+        let gid = |id: &str| format!("{group_id}:{id}");
+        for u in &script.utterances {
+            sqlx::query(self.sql(
+                "INSERT INTO utterances (id, group_id, user_id, name, description, priority, action, word_class, wait, retry, max_retry, score, play_ms, enquire, identify_type, block_asr, allow_keyword_interrupt, is_jump_back, jump_back_threshold, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            ))
+            .bind(gid(&u.id))
+            .bind(group_id)
+            .bind(user_id)
+            .bind(&u.name)
+            .bind(u.description.clone())
+            .bind(u.priority)
+            .bind(u.action.clone())
+            .bind(u.word_class)
+            .bind(u.wait)
+            .bind(u.retry)
+            .bind(u.max_retry)
+            .bind(u.score)
+            .bind(u.play_ms)
+            .bind(i64::from(u.enquire))
+            .bind(u.identify_type)
+            .bind(u.block_asr)
+            .bind(i64::from(u.allow_keyword_interrupt))
+            .bind(u.is_jump_back)
+            .bind(u.jump_back_threshold)
+            .bind(&now)
+            .bind(&now)
+            .execute(&mut *tx)
+            .await?;
+            for c in &u.contents {
+                sqlx::query(self.sql(
+                    "INSERT INTO utterance_contents (id, utterance_id, file_id, translate_text, wav_second, sort, status) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                ))
+                .bind(gid(&c.id))
+                .bind(gid(&u.id))
+                .bind(c.file_id.clone())
+                .bind(&c.translate_text)
+                .bind(c.wav_second)
+                .bind(c.sort)
+                .bind(i64::from(c.status))
+                .execute(&mut *tx)
+                .await?;
+            }
+            for (i, b) in u.branches.iter().enumerate() {
+                let js = |v: &Vec<String>| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
+                sqlx::query(self.sql(
+                    "INSERT INTO utterance_branches (id, utterance_id, name, keywords, regexes, negations, is_default, next_utterance_id, score, sort) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                ))
+                .bind(gid(&b.id))
+                .bind(gid(&u.id))
+                .bind(&b.name)
+                .bind(js(&b.keywords))
+                .bind(js(&b.regexes))
+                .bind(js(&b.negations))
+                .bind(i64::from(b.is_default))
+                .bind(gid(&b.next))
+                .bind(b.score)
+                .bind(i as i64)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        for l in &script.levels {
+            sqlx::query(self.sql(
+                "INSERT INTO levels (id, group_id, user_id, name, alias, color, min_score, max_score, intention_results, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            ))
+            .bind(gid(&l.id))
+            .bind(group_id)
+            .bind(user_id)
+            .bind(&l.name)
+            .bind(l.alias.clone())
+            .bind(l.color.clone())
+            .bind(l.min_score)
+            .bind(l.max_score)
+            .bind(l.intention_results)
+            .bind(&now)
+            .bind(&now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for g in &script.tag_groups {
+            sqlx::query(self.sql(
+                "INSERT INTO tag_groups (id, user_id, name, tag_scene_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+            ))
+            .bind(gid(&g.id))
+            .bind(user_id)
+            .bind(&g.name)
+            .bind(script.tag_scene_id.clone())
+            .bind(&now)
+            .bind(&now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for t in &script.tags {
+            sqlx::query(self.sql(
+                "INSERT INTO tags (id, user_id, name, description, color, status, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 1, ?, ?)",
+            ))
+            .bind(gid(&t.id))
+            .bind(user_id)
+            .bind(&t.name)
+            .bind(&t.name)
+            .bind(t.color.clone())
+            .bind(&now)
+            .bind(&now)
+            .execute(&mut *tx)
+            .await?;
+            for g in &t.groups {
+                sqlx::query(self.sql("INSERT INTO tag_tag_group (tag_id, tag_group_id) VALUES (?, ?)"))
+                    .bind(gid(&t.id))
+                    .bind(gid(g))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(group_id)
+    }
+
+    /// Load a script group; ids are returned as stored (group-prefixed).
+    pub async fn load_script(&self, group_id: i64) -> Result<Script, StoreError> {
+        let row = sqlx::query(self.sql("SELECT definition FROM script_groups WHERE id = ?"))
+            .bind(group_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| StoreError::Invalid(format!("script group {group_id} not found")))?;
+        let def: String = row.try_get("definition")?;
+        let mut s: Script = serde_json::from_str(&def).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        s.id = group_id;
+        let p = |id: &mut String| *id = format!("{group_id}:{id}");
+        for u in &mut s.utterances {
+            p(&mut u.id);
+            for c in &mut u.contents {
+                p(&mut c.id);
+            }
+            for b in &mut u.branches {
+                p(&mut b.id);
+                p(&mut b.next);
+                b.tags.iter_mut().for_each(p);
+            }
+            u.tags.iter_mut().for_each(p);
+        }
+        for l in &mut s.levels {
+            p(&mut l.id);
+        }
+        for t in &mut s.tags {
+            p(&mut t.id);
+            t.groups.iter_mut().for_each(p);
+        }
+        for g in &mut s.tag_groups {
+            p(&mut g.id);
+        }
+        for id in [&mut s.handlers.no_speech, &mut s.handlers.not_understood, &mut s.handlers.closing]
+            .into_iter()
+            .flatten()
+        {
+            p(id);
+        }
+        Ok(s)
+    }
+
+    /// Create a task; returns its uuid.
+    pub async fn create_task(&self, t: &Task) -> Result<String, StoreError> {
+        if t.maximumcall < 1 {
+            return Err(StoreError::Invalid(format!("maximumcall must be ≥ 1, got {}", t.maximumcall)));
+        }
+        if !(t.call_per_second > 0.0 && t.call_per_second.is_finite()) {
+            return Err(StoreError::Invalid(format!("call_per_second must be > 0, got {}", t.call_per_second)));
+        }
+        let now = now_str();
+        sqlx::query(self.sql(
+            "INSERT INTO autodialer_task (uuid, name, create_datetime, alter_datetime, start, maximumcall, call_per_second, recycle_limit, destination_extension, destination_dialplan, destination_context, dial_format, originate_variables, _originate_timeout, _origination_caller_id_number, user_id, group_id, call_pause_second, sort, is_top) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        ))
+        .bind(&t.uuid)
+        .bind(&t.name)
+        .bind(&now)
+        .bind(&now)
+        .bind(t.start)
+        .bind(t.maximumcall)
+        .bind(t.call_per_second)
+        .bind(t.recycle_limit)
+        .bind(&t.destination_extension)
+        .bind(&t.destination_dialplan)
+        .bind(&t.destination_context)
+        .bind(&t.dial_format)
+        .bind(&t.originate_variables)
+        .bind(t.originate_timeout)
+        .bind(&t.origination_caller_id_number)
+        .bind(&t.user_id)
+        .bind(t.group_id)
+        .bind(t.call_pause_second)
+        .bind(t.sort)
+        .bind(t.is_top)
+        .execute(&self.pool)
+        .await?;
+        Ok(t.uuid.clone())
+    }
+
+    pub async fn load_task(&self, uuid: &str) -> Result<Task, StoreError> {
+        let r = sqlx::query(self.sql(
+            "SELECT uuid, name, start, maximumcall, call_per_second, recycle_limit, destination_extension, destination_dialplan, destination_context, dial_format, originate_variables, _originate_timeout, _origination_caller_id_number, user_id, group_id, call_pause_second, sort, is_top FROM autodialer_task WHERE uuid = ? AND deleted_at IS NULL",
+        ))
+        .bind(uuid)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| StoreError::TaskNotFound(uuid.to_string()))?;
+        Ok(Task {
+            uuid: r.try_get("uuid")?,
+            name: r.try_get("name")?,
+            start: r.try_get("start")?,
+            maximumcall: r.try_get("maximumcall")?,
+            call_per_second: r.try_get("call_per_second")?,
+            recycle_limit: r.try_get("recycle_limit")?,
+            destination_extension: r.try_get("destination_extension")?,
+            destination_dialplan: r.try_get("destination_dialplan")?,
+            destination_context: r.try_get("destination_context")?,
+            dial_format: r.try_get("dial_format")?,
+            originate_variables: r.try_get("originate_variables")?,
+            originate_timeout: r.try_get("_originate_timeout")?,
+            origination_caller_id_number: r.try_get("_origination_caller_id_number")?,
+            user_id: r.try_get("user_id")?,
+            group_id: r.try_get("group_id")?,
+            call_pause_second: r.try_get("call_pause_second")?,
+            sort: r.try_get("sort")?,
+            is_top: r.try_get("is_top")?,
+        })
+    }
+
+    /// `start` = 1 running, 0 paused, 2 finished.
+    pub async fn set_task_start(&self, uuid: &str, start: i64) -> Result<(), StoreError> {
+        let r = sqlx::query(self.sql("UPDATE autodialer_task SET start = ?, alter_datetime = ? WHERE uuid = ?"))
+            .bind(start)
+            .bind(now_str())
+            .bind(uuid)
+            .execute(&self.pool)
+            .await?;
+        if r.rows_affected() == 0 {
+            return Err(StoreError::TaskNotFound(uuid.to_string()));
+        }
+        Ok(())
+    }
+
+    pub async fn add_blacklist(&self, user_id: &str, number: &str, reason: &str) -> Result<(), StoreError> {
+        let q = format!(
+            "{} INTO blacklists (user_id, number, reason, created_at) VALUES (?, ?, ?, ?){}",
+            self.insert_ignore(),
+            self.on_conflict_nothing()
+        );
+        sqlx::query(self.sql(&q)).bind(user_id).bind(number).bind(reason).bind(now_str()).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Import numbers (already normalized) with their script variables.
+    /// Duplicates within the task are skipped and counted.
+    pub async fn import_numbers(
+        &self,
+        task_id: &str,
+        rows: &[(String, BTreeMap<String, String>)],
+    ) -> Result<ImportReport, StoreError> {
+        let task = self.load_task(task_id).await?;
+        let now = now_str();
+        let mut report = ImportReport::default();
+        let q = format!(
+            "{} INTO autodialer_number (task_id, number, is_blacklist, variables, next_attempt_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?){}",
+            self.insert_ignore(),
+            self.on_conflict_nothing()
+        );
+        for chunk in rows.chunks(500) {
+            let mut tx = self.pool.begin().await?;
+            for (number, vars) in chunk {
+                let bl = sqlx::query(self.sql("SELECT 1 AS x FROM blacklists WHERE user_id = ? AND number = ?"))
+                    .bind(&task.user_id)
+                    .bind(number)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .is_some();
+                let vars_json = if vars.is_empty() { None } else { serde_json::to_string(vars).ok() };
+                let r = sqlx::query(self.sql(&q))
+                    .bind(task_id)
+                    .bind(number)
+                    .bind(i64::from(bl))
+                    .bind(vars_json)
+                    .bind("")
+                    .bind(&now)
+                    .bind(&now)
+                    .execute(&mut *tx)
+                    .await?;
+                if r.rows_affected() == 0 {
+                    report.duplicates += 1;
+                } else {
+                    report.inserted += 1;
+                    if bl {
+                        report.blacklisted += 1;
+                    }
+                }
+            }
+            tx.commit().await?;
+        }
+        Ok(report)
+    }
+
+    /// Claim up to `limit` due numbers of a task for `node` under a lease.
+    /// A number is claimed by one node only: the UPDATE re-checks the claim
+    /// columns, so a racing node's UPDATE affects no row.
+    pub async fn claim_numbers(
+        &self,
+        task_id: &str,
+        node: &str,
+        limit: i64,
+        lease_secs: i64,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        let now = now_str();
+        let lease = in_secs(lease_secs);
+        let lock = match self.backend {
+            Backend::Postgres | Backend::MySql => " FOR UPDATE SKIP LOCKED",
+            Backend::Sqlite => "",
+        };
+        let q = format!(
+            "SELECT id, number, attempts, is_blacklist, variables FROM autodialer_number WHERE task_id = ? AND status = 0 AND next_attempt_at <= ? AND (claimed_by IS NULL OR claim_expires_at < ?) ORDER BY id LIMIT ?{lock}"
+        );
+        let mut tx = self.pool.begin().await?;
+        let rows: Vec<AnyRow> = sqlx::query(self.sql(&q))
+            .bind(task_id)
+            .bind(&now)
+            .bind(&now)
+            .bind(limit)
+            .fetch_all(&mut *tx)
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let id: i64 = r.try_get("id")?;
+            let upd = sqlx::query(self.sql(
+                "UPDATE autodialer_number SET claimed_by = ?, claim_expires_at = ?, updated_at = ? WHERE id = ? AND status = 0 AND (claimed_by IS NULL OR claim_expires_at < ?)",
+            ))
+            .bind(node)
+            .bind(&lease)
+            .bind(&now)
+            .bind(id)
+            .bind(&now)
+            .execute(&mut *tx)
+            .await?;
+            if upd.rows_affected() == 1 {
+                let vars: Option<String> = r.try_get("variables")?;
+                out.push(Claimed {
+                    id,
+                    task_id: task_id.to_string(),
+                    number: r.try_get("number")?,
+                    attempts: r.try_get("attempts")?,
+                    is_blacklist: r.try_get::<i64, _>("is_blacklist")? != 0,
+                    variables: vars.and_then(|v| serde_json::from_str(&v).ok()).unwrap_or_default(),
+                });
+            }
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    /// Give a claimed but undialled number back to the pool.
+    pub async fn release_claim(&self, number_id: i64) -> Result<(), StoreError> {
+        sqlx::query(self.sql(
+            "UPDATE autodialer_number SET claimed_by = NULL, claim_expires_at = NULL WHERE id = ? AND status = 0",
+        ))
+        .bind(number_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Mark a number blacklisted (status 11) without dialing it.
+    pub async fn mark_blacklisted(&self, number_id: i64) -> Result<(), StoreError> {
+        sqlx::query(self.sql(
+            "UPDATE autodialer_number SET status = 11, status_str = '黑名单', is_blacklist = 1, claimed_by = NULL, claim_expires_at = NULL, updated_at = ? WHERE id = ?",
+        ))
+        .bind(now_str())
+        .bind(number_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Durably record an attempt before its originate is sent.
+    pub async fn ledger_begin(
+        &self,
+        task_id: &str,
+        number_id: i64,
+        number: &str,
+        attempt: i64,
+        uuid: &str,
+        node: &str,
+    ) -> Result<(), StoreError> {
+        let now = now_str();
+        sqlx::query(self.sql(
+            "INSERT INTO dial_ledger (task_id, number_id, number, attempt, origination_uuid, node_id, state, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'originating', ?, ?)",
+        ))
+        .bind(task_id)
+        .bind(number_id)
+        .bind(number)
+        .bind(attempt)
+        .bind(uuid)
+        .bind(node)
+        .bind(&now)
+        .bind(&now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn ledger_set(&self, uuid: &str, state: &str, detail: Option<&str>) -> Result<(), StoreError> {
+        sqlx::query(self.sql("UPDATE dial_ledger SET state = ?, detail = ?, updated_at = ? WHERE origination_uuid = ?"))
+            .bind(state)
+            .bind(detail)
+            .bind(now_str())
+            .bind(uuid)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Numbers of a task still to be dialled (waiting or claimed).
+    pub async fn pending_numbers(&self, task_id: &str) -> Result<i64, StoreError> {
+        let r = sqlx::query(self.sql("SELECT COUNT(*) AS n FROM autodialer_number WHERE task_id = ? AND status = 0"))
+            .bind(task_id)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(r.try_get("n")?)
+    }
+
+    /// Earliest `next_attempt_at` among waiting numbers (recycled ones wait).
+    pub async fn next_due(&self, task_id: &str) -> Result<Option<String>, StoreError> {
+        let r = sqlx::query(self.sql(
+            "SELECT MIN(next_attempt_at) AS t FROM autodialer_number WHERE task_id = ? AND status = 0",
+        ))
+        .bind(task_id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(r.try_get("t")?)
+    }
+
+    /// Count of numbers per status.
+    pub async fn status_counts(&self, task_id: &str) -> Result<BTreeMap<i64, i64>, StoreError> {
+        let rows = sqlx::query(self.sql(
+            "SELECT status, COUNT(*) AS n FROM autodialer_number WHERE task_id = ? GROUP BY status ORDER BY status",
+        ))
+        .bind(task_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut m = BTreeMap::new();
+        for r in rows {
+            m.insert(r.try_get("status")?, r.try_get("n")?);
+        }
+        Ok(m)
+    }
+
+    /// Records per level name.
+    pub async fn level_counts(&self, task_id: &str) -> Result<BTreeMap<String, i64>, StoreError> {
+        let rows = sqlx::query(self.sql(
+            "SELECT COALESCE(level_name, '') AS level_name, COUNT(*) AS n FROM records WHERE task_id = ? GROUP BY level_name ORDER BY level_name",
+        ))
+        .bind(task_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut m = BTreeMap::new();
+        for r in rows {
+            m.insert(r.try_get("level_name")?, r.try_get("n")?);
+        }
+        Ok(m)
+    }
+
+    /// Scalar `SELECT COUNT(*)`-style helper for summaries and tests.
+    pub async fn count(&self, sql: &str, task_id: &str) -> Result<i64, StoreError> {
+        let r = sqlx::query(self.sql(sql)).bind(task_id).fetch_one(&self.pool).await?;
+        Ok(r.try_get(0)?)
+    }
+
+    /// Average rounds of the task's records.
+    pub async fn avg_rounds(&self, task_id: &str) -> Result<f64, StoreError> {
+        let r = sqlx::query(self.sql("SELECT AVG(rounds * 1.0) AS a FROM records WHERE task_id = ?"))
+            .bind(task_id)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(r.try_get::<Option<f64>, _>("a")?.unwrap_or(0.0))
+    }
+}
