@@ -613,3 +613,464 @@ pub fn classify(facts: &HangupFacts, rules: &StatusRules) -> Outcome {
     // 6. Unknown.
     outcome(S::LineFault, facts, "default".to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cause(c: &str) -> HangupFacts {
+        HangupFacts { hangup_cause: Some(c.into()), sip_hangup_disposition: Some("recv_refuse".into()), ..Default::default() }
+    }
+
+    fn sip(code: u16) -> HangupFacts {
+        HangupFacts { sip_term_status: Some(code), ..Default::default() }
+    }
+
+    fn heard(text: &str) -> HangupFacts {
+        HangupFacts {
+            hangup_cause: Some("NORMAL_CLEARING".into()),
+            early_media: true,
+            announcement_text: Some(text.into()),
+            ..Default::default()
+        }
+    }
+
+    fn st(f: &HangupFacts) -> NumberStatus {
+        classify(f, &StatusRules::default()).status
+    }
+
+    #[test]
+    fn codes_names_roundtrip() {
+        for (i, s) in NumberStatus::all().into_iter().enumerate() {
+            assert_eq!(s.code(), i as i64);
+            assert_eq!(NumberStatus::from_code(i as i64), Some(s));
+            assert_eq!(NumberStatus::from_name(s.name_en()), Some(s));
+            assert_eq!(s.is_final(), s != NumberStatus::Waiting);
+        }
+        assert_eq!(NumberStatus::from_code(13), None);
+        assert_eq!(NumberStatus::from_code(-1), None);
+        assert_eq!(NumberStatus::Success.name_zh(), "呼叫成功");
+        assert_eq!(NumberStatus::Busy.name_zh(), "占线、用户正忙");
+        assert_eq!(NumberStatus::CallLoss.name_zh(), "呼损");
+        assert_eq!(NumberStatus::Busy.name_en(), "busy");
+    }
+
+    #[test]
+    fn serializes_as_integer() {
+        assert_eq!(serde_json::to_string(&NumberStatus::Busy).unwrap(), "8");
+        assert_eq!(serde_json::from_str::<NumberStatus>("12").unwrap(), NumberStatus::CallLoss);
+        assert_eq!(serde_json::from_str::<NumberStatus>("\"line_fault\"").unwrap(), NumberStatus::LineFault);
+        assert!(serde_json::from_str::<NumberStatus>("13").is_err());
+        assert!(serde_json::from_str::<NumberStatus>("\"nope\"").is_err());
+        let o = classify(&cause("USER_BUSY"), &StatusRules::default());
+        let v = serde_json::to_value(&o).unwrap();
+        assert_eq!(v["status"], 8);
+    }
+
+    /// Every row of hangup-causes.md §2 (and the "rarely seen" list), written
+    /// out independently of CAUSE_TABLE.
+    const EXPECTED: &[(&str, NumberStatus)] = &[
+        ("UNALLOCATED_NUMBER", S::EmptyNumber),
+        ("NO_ROUTE_TRANSIT_NET", S::EmptyNumber),
+        ("NO_ROUTE_DESTINATION", S::EmptyNumber),
+        ("NUMBER_CHANGED", S::EmptyNumber),
+        ("INVALID_NUMBER_FORMAT", S::EmptyNumber),
+        ("USER_BUSY", S::Busy),
+        ("NO_USER_RESPONSE", S::NoAnswer),
+        ("NO_ANSWER", S::NoAnswer),
+        ("SUBSCRIBER_ABSENT", S::PoweredOff),
+        ("CALL_REJECTED", S::Rejected),
+        ("UNWANTED", S::Rejected),
+        ("INCOMING_CALL_BARRED", S::CallInRestricted),
+        ("OUTGOING_CALL_BARRED", S::LineFault),
+        ("ORIGINATOR_CANCEL", S::NoAnswer),
+        ("NORMAL_TEMPORARY_FAILURE", S::LineFault),
+        ("NETWORK_OUT_OF_ORDER", S::LineFault),
+        ("DESTINATION_OUT_OF_ORDER", S::LineFault),
+        ("NORMAL_CIRCUIT_CONGESTION", S::LineFault),
+        ("SWITCH_CONGESTION", S::LineFault),
+        ("REQUESTED_CHAN_UNAVAIL", S::LineFault),
+        ("RECOVERY_ON_TIMER_EXPIRE", S::LineFault),
+        ("EXCHANGE_ROUTING_ERROR", S::LineFault),
+        ("SERVICE_UNAVAILABLE", S::LineFault),
+        ("SERVICE_NOT_IMPLEMENTED", S::LineFault),
+        ("INCOMPATIBLE_DESTINATION", S::LineFault),
+        ("INTERWORKING", S::LineFault),
+        ("NORMAL_UNSPECIFIED", S::LineFault),
+        ("PROGRESS_TIMEOUT", S::LineFault),
+        ("ALLOTTED_TIMEOUT", S::NoAnswer),
+        ("MEDIA_TIMEOUT", S::CallLoss),
+        ("GATEWAY_DOWN", S::CallLoss),
+        ("INVALID_GATEWAY", S::CallLoss),
+        ("INVALID_PROFILE", S::CallLoss),
+        ("INVALID_URL", S::CallLoss),
+        ("NO_IDENTITY", S::LineFault),
+        ("BAD_IDENTITY_INFO", S::LineFault),
+        ("UNSUPPORTED_CERTIFICATE", S::LineFault),
+        ("INVALID_IDENTITY", S::LineFault),
+        ("CHAN_NOT_IMPLEMENTED", S::CallLoss),
+        ("FACILITY_REJECTED", S::LineFault),
+        ("BEARERCAPABILITY_NOTAUTH", S::LineFault),
+        ("BEARERCAPABILITY_NOTAVAIL", S::LineFault),
+        ("BEARERCAPABILITY_NOTIMPL", S::LineFault),
+        ("SYSTEM_SHUTDOWN", S::CallLoss),
+        ("LOSE_RACE", S::CallLoss),
+        ("MANAGER_REQUEST", S::CallLoss),
+        ("USER_NOT_REGISTERED", S::CallLoss),
+        ("BUSY_EVERYWHERE", S::Busy),
+        ("DECLINE", S::Rejected),
+        ("REJECT_ALL", S::Rejected),
+        ("DOES_NOT_EXIST_ANYWHERE", S::EmptyNumber),
+        ("NOT_ACCEPTABLE", S::LineFault),
+        ("NORMAL_CLEARING", S::NoAnswer),
+    ];
+
+    #[test]
+    fn every_cause_row() {
+        for (c, want) in EXPECTED {
+            let o = classify(&cause(c), &StatusRules::default());
+            assert_eq!(o.status, *want, "{c}");
+            assert_eq!(o.rule, format!("cause:{c}"), "{c}");
+            assert_eq!(o.hangup_reason, want.default_hangup_reason(), "{c}");
+            // Same answer when only the originate reply is known (no channel),
+            // except the session-limit case below.
+            if *c != "DESTINATION_OUT_OF_ORDER" {
+                let f = HangupFacts { originate_error: Some((*c).into()), ..Default::default() };
+                assert_eq!(st(&f), *want, "-ERR {c}");
+            }
+        }
+        // No table row is left untested.
+        for (c, _) in CAUSE_TABLE {
+            assert!(EXPECTED.iter().any(|(e, _)| e == c), "{c} not in EXPECTED");
+        }
+        assert_eq!(cause_status("user_busy"), Some(S::Busy));
+    }
+
+    #[test]
+    fn call_rejected_split_by_sip() {
+        for code in [401u16, 402, 403, 407] {
+            let f = HangupFacts { sip_term_status: Some(code), ..cause("CALL_REJECTED") };
+            let o = classify(&f, &StatusRules::default());
+            assert_eq!(o.status, S::LineFault, "{code}");
+            assert_eq!(o.rule, format!("cause:CALL_REJECTED+sip:{code}"));
+        }
+        for code in [603u16, 608] {
+            let f = HangupFacts { sip_term_status: Some(code), ..cause("CALL_REJECTED") };
+            assert_eq!(st(&f), S::Rejected, "{code}");
+        }
+    }
+
+    #[test]
+    fn destination_out_of_order_with_and_without_channel() {
+        let refused = HangupFacts { originate_error: Some("DESTINATION_OUT_OF_ORDER".into()), ..Default::default() };
+        let o = classify(&refused, &StatusRules::default());
+        assert_eq!(o.status, S::CallLoss);
+        assert_eq!(o.rule, "cause:DESTINATION_OUT_OF_ORDER(no channel)");
+        assert_eq!(o.hangup_code, None);
+        assert_eq!(o.hangup_reason, None);
+        // Far end sent Reason: Q.850;cause=27 on a real dialog.
+        let far = HangupFacts { sip_term_status: Some(502), q850: Some(27), ..cause("DESTINATION_OUT_OF_ORDER") };
+        assert_eq!(st(&far), S::LineFault);
+    }
+
+    #[test]
+    fn manager_request_answered_or_not() {
+        let mut f = HangupFacts {
+            hangup_cause: Some("MANAGER_REQUEST".into()),
+            sip_hangup_disposition: Some("send_bye".into()),
+            ..Default::default()
+        };
+        assert_eq!(st(&f), S::CallLoss);
+        f.answered = true;
+        f.billsec_ms = 1200;
+        let o = classify(&f, &StatusRules::default());
+        assert_eq!(o.status, S::Success);
+        assert_eq!(o.rule, "answered");
+        assert_eq!(o.call_status, "answer");
+        assert_eq!(o.hangup_code.as_deref(), Some("200"));
+        assert_eq!(o.hangup_reason, None);
+    }
+
+    #[test]
+    fn billsec_alone_means_answered() {
+        let f = HangupFacts { billsec_ms: 10, hangup_cause: Some("NORMAL_CLEARING".into()), ..Default::default() };
+        assert_eq!(st(&f), S::Success);
+    }
+
+    #[test]
+    fn sip_table() {
+        let rows: &[(u16, NumberStatus)] = &[
+            (404, S::EmptyNumber),
+            (410, S::EmptyNumber),
+            (484, S::EmptyNumber),
+            (485, S::EmptyNumber),
+            (604, S::EmptyNumber),
+            (486, S::Busy),
+            (600, S::Busy),
+            (480, S::NoAnswer),
+            (487, S::NoAnswer),
+            (603, S::Rejected),
+            (607, S::Rejected),
+            (608, S::Rejected),
+            (400, S::LineFault),
+            (401, S::LineFault),
+            (402, S::LineFault),
+            (403, S::LineFault),
+            (405, S::LineFault),
+            (406, S::LineFault),
+            (407, S::LineFault),
+            (408, S::LineFault),
+            (413, S::LineFault),
+            (415, S::LineFault),
+            (428, S::LineFault),
+            (481, S::LineFault),
+            (482, S::LineFault),
+            (483, S::LineFault),
+            (488, S::LineFault),
+            (500, S::LineFault),
+            (501, S::LineFault),
+            (502, S::LineFault),
+            (503, S::LineFault),
+            (504, S::LineFault),
+            (505, S::LineFault),
+            (606, S::LineFault),
+            (699, S::LineFault),
+        ];
+        for (code, want) in rows {
+            let o = classify(&sip(*code), &StatusRules::default());
+            assert_eq!(o.status, *want, "{code}");
+            assert_eq!(o.rule, format!("sip:{code}"));
+            assert_eq!(o.hangup_code, Some(code.to_string()));
+        }
+        // The INVITE failure status is used when sip_term_status is absent.
+        let f = HangupFacts { sip_invite_failure_status: Some(486), ..Default::default() };
+        assert_eq!(st(&f), S::Busy);
+        // Not a failure status: default.
+        let o = classify(&sip(183), &StatusRules::default());
+        assert_eq!((o.status, o.rule.as_str()), (S::LineFault, "default"));
+        let o = classify(&HangupFacts::default(), &StatusRules::default());
+        assert_eq!((o.status, o.rule.as_str(), o.hangup_code), (S::LineFault, "default", None));
+        // Unknown cause name falls through to the SIP code.
+        let f = HangupFacts { sip_term_status: Some(404), ..cause("SOMETHING_NEW") };
+        assert_eq!(classify(&f, &StatusRules::default()).rule, "sip:404");
+    }
+
+    #[test]
+    fn every_announcement_group() {
+        // (text, status, label, call_status, 004 code)
+        let rows: &[(&str, NumberStatus, &str, &str, Option<i64>)] = &[
+            ("您拨打的号码是空号，请查证后再拨", S::EmptyNumber, "空号", "does not exist", Some(430)),
+            ("您拨打的号码不存在", S::EmptyNumber, "空号", "does not exist", Some(430)),
+            ("查无此号", S::EmptyNumber, "空号", "does not exist", Some(430)),
+            ("对不起，没有这个号码", S::EmptyNumber, "空号", "does not exist", Some(430)),
+            ("您拨打的用户已改号，新号码是", S::EmptyNumber, "改号", "number change", Some(430)),
+            ("号码已变更", S::EmptyNumber, "改号", "number change", Some(430)),
+            ("您拨打的电话已关机", S::PoweredOff, "关机", "power off", Some(431)),
+            ("您拨打的电话已停机", S::Suspended, "停机", "out of service", Some(432)),
+            ("您拨打的电话暂停服务", S::Suspended, "暂停服务", "not in service", Some(438)),
+            ("该号码暂停使用", S::Suspended, "暂停服务", "not in service", Some(438)),
+            ("您拨打的号码已过期", S::Suspended, "已过期", "expired", Some(436)),
+            ("您拨打的用户已欠费", S::Arrears, "欠费", "defaulting", Some(447)),
+            ("您拨打的电话余额不足", S::Arrears, "欠费", "defaulting", Some(447)),
+            ("您拨打的电话已欠费停机", S::Arrears, "欠费", "defaulting", Some(447)),
+            ("您拨打的用户已设置呼入限制", S::CallInRestricted, "呼入限制", "barring of incoming", Some(451)),
+            ("该用户限制呼入", S::CallInRestricted, "呼入限制", "barring of incoming", Some(451)),
+            ("您的拨号方式不正确", S::LineFault, "号码有误", "not a local number", Some(435)),
+            ("您拨打的号码有误，请核对后再拨", S::LineFault, "号码有误", "not a local number", Some(435)),
+            ("网络忙，请稍后再拨", S::LineFault, "网络忙", "line is busy", Some(448)),
+            ("系统忙", S::LineFault, "网络忙", "line is busy", Some(448)),
+            ("线路故障", S::LineFault, "线路故障", "line fault", Some(450)),
+            ("本线路不能呼出", S::LineFault, "线路故障", "line fault", Some(450)),
+            ("您拨打的电话正在通话中，请稍后再拨", S::Busy, "正在通话", "busy now", Some(433)),
+            ("您拨打的用户正忙，请稍后再拨", S::Busy, "用户正忙", "busy now", Some(437)),
+            ("占线", S::Busy, "用户正忙", "busy now", Some(437)),
+            ("用户拒接", S::Rejected, "拒接", "not convenient", Some(441)),
+            ("您拨打的用户暂不方便接听", S::Rejected, "拒接", "not convenient", Some(441)),
+            ("您好，我是机主的通信助理，请留言", S::NoAnswer, "来电提醒", "call reminder", Some(440)),
+            ("来电提醒已开通", S::NoAnswer, "来电提醒", "call reminder", Some(440)),
+            ("您的电话将转入语音信箱", S::NoAnswer, "来电提醒", "call reminder", Some(440)),
+            ("呼叫转移失败", S::NoAnswer, "呼叫转移", "forwarded", Some(445)),
+            ("您拨打的电话不在服务区", S::NoAnswer, "不在服务区", "is not reachable", Some(454)),
+            ("您拨打的电话暂时无法接通，请稍后再拨", S::NoAnswer, "无法接通", "is not reachable", None),
+            ("您拨打的电话暂时无人接听", S::NoAnswer, "无人接听", "not answer", Some(434)),
+            ("无应答", S::NoAnswer, "无人接听", "not answer", Some(434)),
+            ("您拨打的电话暂时无法接听", S::NoAnswer, "无人接听", "not answer", Some(434)),
+            ("请稍后再拨", S::NoAnswer, "稍后再拨", "redial later", Some(449)),
+            ("请稍后", S::NoAnswer, "稍后再拨", "redial later", Some(449)),
+            // Combined phrases.
+            ("您拨打的电话无法接通或已关机", S::PoweredOff, "关机", "power off", Some(431)),
+            ("您拨打的电话已关机，请稍后再拨", S::PoweredOff, "关机", "power off", Some(431)),
+            ("您拨打的电话是空号 请稍后再拨", S::EmptyNumber, "空号", "does not exist", Some(430)),
+            // ASR spacing and punctuation.
+            ("您 拨 打 的 电 话 已 停 机 。", S::Suspended, "停机", "out of service", Some(432)),
+        ];
+        for (text, status, label, cs, reason) in rows {
+            let o = classify(&heard(text), &StatusRules::default());
+            assert_eq!(o.status, *status, "{text}");
+            assert_eq!(o.rule, format!("announcement:{label}"), "{text}");
+            assert_eq!(o.call_status, *cs, "{text}");
+            assert_eq!(o.hangup_reason, *reason, "{text}");
+        }
+        // Each built-in group is exercised above.
+        for g in PHRASE_GROUPS {
+            assert!(rows.iter().any(|r| r.2 == g.label), "group {} untested", g.label);
+        }
+    }
+
+    #[test]
+    fn own_line_arrears_is_line_fault() {
+        let o = classify(&heard("对不起，您的话费余额不足，请充值"), &StatusRules::default());
+        assert_eq!(o.status, S::LineFault);
+        assert_eq!(o.rule, "announcement:欠费(主叫)");
+        // "您拨打的…" is the callee, even with a "您的" elsewhere.
+        let o = classify(&heard("您拨打的用户已欠费，您的来电将以短信通知"), &StatusRules::default());
+        assert_eq!(o.status, S::Arrears);
+    }
+
+    #[test]
+    fn announcement_beats_cause_but_not_answer() {
+        // Early media with a phrase, then a 480: the phrase decides.
+        let f = HangupFacts {
+            sip_term_status: Some(480),
+            announcement_text: Some("您拨打的号码是空号".into()),
+            ..cause("NO_USER_RESPONSE")
+        };
+        let o = classify(&f, &StatusRules::default());
+        assert_eq!(o.status, S::EmptyNumber);
+        assert_eq!(o.hangup_code.as_deref(), Some("480"));
+        // Answered calls are successes whatever the ASR heard.
+        let f = HangupFacts { answered: true, billsec_ms: 5000, ..heard("空号") };
+        assert_eq!(st(&f), S::Success);
+        // Unrecognized text: the cause decides.
+        let f = HangupFacts { announcement_text: Some("hello".into()), ..cause("USER_BUSY") };
+        assert_eq!(classify(&f, &StatusRules::default()).rule, "cause:USER_BUSY");
+    }
+
+    #[test]
+    fn overrides() {
+        let mut rules = StatusRules::default();
+        rules.by_cause.insert("NORMAL_TEMPORARY_FAILURE".into(), S::CallLoss);
+        rules.by_sip.insert(480, S::PoweredOff);
+        rules.announcements.push(("彩铃".into(), S::NoAnswer));
+        rules.announcements.push(("稍后再拨".into(), S::Busy));
+
+        let f = HangupFacts { sip_term_status: Some(503), ..cause("NORMAL_TEMPORARY_FAILURE") };
+        let o = classify(&f, &rules);
+        assert_eq!((o.status, o.rule.as_str()), (S::CallLoss, "override:cause:NORMAL_TEMPORARY_FAILURE"));
+        // Cause override beats SIP override.
+        let f = HangupFacts { sip_term_status: Some(480), ..cause("NORMAL_TEMPORARY_FAILURE") };
+        assert_eq!(classify(&f, &rules).status, S::CallLoss);
+        // SIP override beats the built-in cause table.
+        let f = HangupFacts { sip_term_status: Some(480), ..cause("NO_USER_RESPONSE") };
+        let o = classify(&f, &rules);
+        assert_eq!((o.status, o.rule.as_str()), (S::PoweredOff, "override:sip:480"));
+        assert_eq!(o.hangup_reason, Some(431));
+        // Configured phrases are checked before built-ins.
+        let o = classify(&heard("您拨打的用户正忙，请稍后再拨"), &rules);
+        assert_eq!((o.status, o.rule.as_str()), (S::Busy, "override:announcement:稍后再拨"));
+        let o = classify(&heard("这是一段彩铃"), &rules);
+        assert_eq!(o.status, S::NoAnswer);
+        // Built-in phrase beats a cause override (announcement is step 2).
+        let f = HangupFacts { announcement_text: Some("已关机".into()), ..cause("NORMAL_TEMPORARY_FAILURE") };
+        assert_eq!(classify(&f, &rules).status, S::PoweredOff);
+        // Overrides apply to answered calls too.
+        let mut rules = StatusRules::default();
+        rules.by_cause.insert("MANAGER_REQUEST".into(), S::CallLoss);
+        let f = HangupFacts { answered: true, billsec_ms: 1000, ..cause("MANAGER_REQUEST") };
+        let o = classify(&f, &rules);
+        assert_eq!((o.status, o.hangup_code.as_deref()), (S::CallLoss, Some("200")));
+        // Case-insensitive cause keys.
+        let mut rules = StatusRules::default();
+        rules.by_cause.insert("user_busy".into(), S::NoAnswer);
+        assert_eq!(classify(&cause("USER_BUSY"), &rules).status, S::NoAnswer);
+    }
+
+    #[test]
+    fn rules_from_toml() {
+        #[derive(Deserialize)]
+        struct Cfg {
+            status_rules: StatusRules,
+        }
+        let cfg: Cfg = toml::from_str(
+            r#"
+            [status_rules]
+            announcements = [["彩铃", 4], ["亲情号", "busy"]]
+            [status_rules.by_cause]
+            NORMAL_TEMPORARY_FAILURE = 12
+            [status_rules.by_sip]
+            404 = 7
+            "#,
+        )
+        .unwrap();
+        let r = cfg.status_rules;
+        assert_eq!(r.by_cause.get("NORMAL_TEMPORARY_FAILURE"), Some(&S::CallLoss));
+        assert_eq!(r.by_sip.get(&404), Some(&S::Suspended));
+        assert_eq!(r.announcements, vec![("彩铃".to_string(), S::NoAnswer), ("亲情号".to_string(), S::Busy)]);
+        let empty: Cfg = toml::from_str("[status_rules]\n").unwrap();
+        assert!(empty.status_rules.by_sip.is_empty());
+        assert!(toml::from_str::<Cfg>("[status_rules.by_sip]\nabc = 1\n").is_err());
+        assert!(toml::from_str::<Cfg>("[status_rules.by_cause]\nX = 13\n").is_err());
+        // JSON round trip.
+        let json = serde_json::to_string(&r).unwrap();
+        let back: StatusRules = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.by_sip, r.by_sip);
+    }
+
+    #[test]
+    fn disposition() {
+        let d = |s: &str| {
+            hangup_disposition(&HangupFacts { sip_hangup_disposition: Some(s.into()), ..Default::default() })
+        };
+        assert_eq!(d("send_bye"), Some(1));
+        assert_eq!(d("send_cancel"), Some(1));
+        assert_eq!(d("send_refuse"), Some(1));
+        assert_eq!(d("recv_bye"), Some(2));
+        assert_eq!(d("recv_cancel"), Some(2));
+        assert_eq!(d("recv_refuse"), Some(2));
+        assert_eq!(d("other"), None);
+        assert_eq!(hangup_disposition(&HangupFacts::default()), None);
+    }
+
+    #[test]
+    fn originate_reply() {
+        assert_eq!(HangupFacts::originate_error_of("-ERR USER_BUSY\n").as_deref(), Some("USER_BUSY"));
+        assert_eq!(HangupFacts::originate_error_of("-ERR INVALID_GATEWAY").as_deref(), Some("INVALID_GATEWAY"));
+        assert_eq!(HangupFacts::originate_error_of("+OK 5ca1ab1e-0000-4000-8000-00000000000a\n"), None);
+        assert_eq!(HangupFacts::originate_error_of("-USAGE: <call url>"), None);
+        assert_eq!(HangupFacts::originate_error_of("-ERR\n"), None);
+        assert_eq!(HangupFacts::originate_error_of(""), None);
+    }
+
+    #[test]
+    fn facts_from_plain_event() {
+        let ev = voxdial_esl::Event::parse_plain(bytes::Bytes::from_static(
+            b"Event-Name: CHANNEL_HANGUP_COMPLETE\nHangup-Cause: USER_BUSY\n\
+              Caller-Channel-Answered-Time: 0\nCaller-Channel-Progress-Media-Time: 0\n\
+              variable_hangup_cause_q850: 17\nvariable_sip_term_status: 486\n\
+              variable_sip_invite_failure_status: 486\nvariable_sip_invite_failure_phrase: Busy%20Here\n\
+              variable_sip_hangup_disposition: recv_refuse\nvariable_answer_epoch: 0\n\
+              variable_billmsec: 0\nvariable_mduration: 412\n\n",
+        ))
+        .unwrap();
+        let f = HangupFacts::from_event(&ev);
+        assert_eq!(f.hangup_cause.as_deref(), Some("USER_BUSY"));
+        assert_eq!(f.q850, Some(17));
+        assert_eq!(f.sip_term_status, Some(486));
+        assert_eq!(f.sip_invite_failure_phrase.as_deref(), Some("Busy Here"));
+        assert_eq!(f.duration_ms, 412);
+        assert!(!f.answered && !f.early_media);
+
+        // "-" means absent; second-resolution fallbacks.
+        let ev = voxdial_esl::Event::parse_plain(bytes::Bytes::from_static(
+            b"Event-Name: CHANNEL_HANGUP_COMPLETE\nvariable_hangup_cause: NORMAL_CLEARING\n\
+              variable_sip_term_status: -\nvariable_sip_invite_failure_status: -\n\
+              variable_answer_epoch: 1795252587\nvariable_billsec: 4\nvariable_duration: 5\n\n",
+        ))
+        .unwrap();
+        let f = HangupFacts::from_event(&ev);
+        assert_eq!(f.hangup_cause.as_deref(), Some("NORMAL_CLEARING"));
+        assert_eq!((f.sip_term_status, f.sip_invite_failure_status), (None, None));
+        assert_eq!((f.billsec_ms, f.duration_ms), (4000, 5000));
+        assert!(f.answered);
+    }
+}
