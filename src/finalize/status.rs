@@ -619,7 +619,11 @@ mod tests {
     use super::*;
 
     fn cause(c: &str) -> HangupFacts {
-        HangupFacts { hangup_cause: Some(c.into()), sip_hangup_disposition: Some("recv_refuse".into()), ..Default::default() }
+        HangupFacts {
+            hangup_cause: Some(c.into()),
+            sip_hangup_disposition: Some("recv_refuse".into()),
+            ..Default::default()
+        }
     }
 
     fn sip(code: u16) -> HangupFacts {
@@ -657,13 +661,16 @@ mod tests {
 
     #[test]
     fn serializes_as_integer() {
-        assert_eq!(serde_json::to_string(&NumberStatus::Busy).unwrap(), "8");
-        assert_eq!(serde_json::from_str::<NumberStatus>("12").unwrap(), NumberStatus::CallLoss);
-        assert_eq!(serde_json::from_str::<NumberStatus>("\"line_fault\"").unwrap(), NumberStatus::LineFault);
+        assert_eq!(serde_json::to_string(&NumberStatus::Busy).expect("test input is valid"), "8");
+        assert_eq!(serde_json::from_str::<NumberStatus>("12").expect("test input is valid"), NumberStatus::CallLoss);
+        assert_eq!(
+            serde_json::from_str::<NumberStatus>("\"line_fault\"").expect("test input is valid"),
+            NumberStatus::LineFault
+        );
         assert!(serde_json::from_str::<NumberStatus>("13").is_err());
         assert!(serde_json::from_str::<NumberStatus>("\"nope\"").is_err());
         let o = classify(&cause("USER_BUSY"), &StatusRules::default());
-        let v = serde_json::to_value(&o).unwrap();
+        let v = serde_json::to_value(&o).expect("test input is valid");
         assert_eq!(v["status"], 8);
     }
 
@@ -1001,26 +1008,25 @@ mod tests {
             404 = 7
             "#,
         )
-        .unwrap();
+        .expect("test input is valid");
         let r = cfg.status_rules;
         assert_eq!(r.by_cause.get("NORMAL_TEMPORARY_FAILURE"), Some(&S::CallLoss));
         assert_eq!(r.by_sip.get(&404), Some(&S::Suspended));
         assert_eq!(r.announcements, vec![("彩铃".to_string(), S::NoAnswer), ("亲情号".to_string(), S::Busy)]);
-        let empty: Cfg = toml::from_str("[status_rules]\n").unwrap();
+        let empty: Cfg = toml::from_str("[status_rules]\n").expect("test input is valid");
         assert!(empty.status_rules.by_sip.is_empty());
         assert!(toml::from_str::<Cfg>("[status_rules.by_sip]\nabc = 1\n").is_err());
         assert!(toml::from_str::<Cfg>("[status_rules.by_cause]\nX = 13\n").is_err());
         // JSON round trip.
-        let json = serde_json::to_string(&r).unwrap();
-        let back: StatusRules = serde_json::from_str(&json).unwrap();
+        let json = serde_json::to_string(&r).expect("test input is valid");
+        let back: StatusRules = serde_json::from_str(&json).expect("test input is valid");
         assert_eq!(back.by_sip, r.by_sip);
     }
 
     #[test]
     fn disposition() {
-        let d = |s: &str| {
-            hangup_disposition(&HangupFacts { sip_hangup_disposition: Some(s.into()), ..Default::default() })
-        };
+        let d =
+            |s: &str| hangup_disposition(&HangupFacts { sip_hangup_disposition: Some(s.into()), ..Default::default() });
         assert_eq!(d("send_bye"), Some(1));
         assert_eq!(d("send_cancel"), Some(1));
         assert_eq!(d("send_refuse"), Some(1));
@@ -1051,7 +1057,7 @@ mod tests {
               variable_sip_hangup_disposition: recv_refuse\nvariable_answer_epoch: 0\n\
               variable_billmsec: 0\nvariable_mduration: 412\n\n",
         ))
-        .unwrap();
+        .expect("test input is valid");
         let f = HangupFacts::from_event(&ev);
         assert_eq!(f.hangup_cause.as_deref(), Some("USER_BUSY"));
         assert_eq!(f.q850, Some(17));
@@ -1066,7 +1072,7 @@ mod tests {
               variable_sip_term_status: -\nvariable_sip_invite_failure_status: -\n\
               variable_answer_epoch: 1795252587\nvariable_billsec: 4\nvariable_duration: 5\n\n",
         ))
-        .unwrap();
+        .expect("test input is valid");
         let f = HangupFacts::from_event(&ev);
         assert_eq!(f.hangup_cause.as_deref(), Some("NORMAL_CLEARING"));
         assert_eq!((f.sip_term_status, f.sip_invite_failure_status), (None, None));
