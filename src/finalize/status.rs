@@ -1023,6 +1023,23 @@ mod tests {
         assert_eq!(back.by_sip, r.by_sip);
     }
 
+    /// The TOML example in docs/status-mapping.md parses and means what it says.
+    #[test]
+    fn docs_toml_example() {
+        #[derive(Deserialize)]
+        struct Cfg {
+            status_rules: StatusRules,
+        }
+        let doc = include_str!("../../docs/status-mapping.md");
+        let start = doc.find("```toml\n").expect("toml block in docs") + "```toml\n".len();
+        let len = doc[start..].find("```").expect("closed toml block");
+        let cfg: Cfg = toml::from_str(&doc[start..start + len]).expect("docs example parses");
+        let r = cfg.status_rules;
+        assert_eq!(r.by_cause.get("NORMAL_TEMPORARY_FAILURE"), Some(&S::CallLoss));
+        assert_eq!(r.by_sip.get(&404), Some(&S::Suspended));
+        assert_eq!(r.announcements.len(), 2);
+    }
+
     #[test]
     fn disposition() {
         let d =
