@@ -8,3 +8,5 @@ pub mod dialogue;
 pub mod finalize;
 pub mod sim;
 pub mod store;
+pub mod config;
+pub mod demo;

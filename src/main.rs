@@ -1,1 +1,214 @@
-fn main(){}
+//! The `voxdial` command line.
+#![forbid(unsafe_code)]
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+use voxdial::config::Config;
+use voxdial::demo::{self, DemoOptions};
+use voxdial::dialer::{Progress, TaskRunner};
+use voxdial::dialogue::Script;
+use voxdial::finalize::Finalizer;
+use voxdial::sim::{self, SimConfig};
+use voxdial::store::Store;
+use voxdial_esl::{ClientConfig, EslClient};
+
+#[derive(Parser)]
+#[command(name = "voxdial", version, about = "AI outbound-call engine beside FreeSWITCH")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run a demo campaign against the built-in FreeSWITCH simulator.
+    Demo {
+        #[arg(long, default_value_t = 200)]
+        numbers: usize,
+        #[arg(long, default_value_t = 20.0)]
+        cps: f64,
+        #[arg(long, default_value_t = 60)]
+        maximumcall: i64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long, default_value = "voxdial-data")]
+        data_dir: PathBuf,
+        /// Also write the summary as one JSON object.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Simulated network and callee delays are divided by this.
+        #[arg(long, default_value_t = 4.0)]
+        time_scale: f64,
+        /// No progress bar.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Run the daemon against the configured FreeSWITCH and database.
+    Serve {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Run the FreeSWITCH simulator on its own.
+    Sim {
+        #[arg(long, default_value = "127.0.0.1:8021")]
+        listen: String,
+        #[arg(long = "gateway")]
+        gateways: Vec<String>,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long, default_value = "ClueCon")]
+        password: String,
+        #[arg(long, default_value_t = 1.0)]
+        time_scale: f64,
+    },
+    /// Create or update the database schema.
+    Migrate {
+        #[arg(long)]
+        database_url: String,
+    },
+    /// Scripts (话术组).
+    Script {
+        #[command(subcommand)]
+        cmd: ScriptCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum ScriptCmd {
+    /// Validate a script file; exits non-zero when it is invalid.
+    Check { file: PathBuf },
+}
+
+fn init_logs(format: &str, level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Demo { numbers, cps, maximumcall, seed, data_dir, json, time_scale, quiet } => {
+            init_logs("human", "warn");
+            let opts = DemoOptions { numbers, cps, maximumcall, seed, data_dir, time_scale, progress: !quiet };
+            let summary = demo::run(&opts).await?;
+            print!("{}", demo::render(&summary));
+            if let Some(path) = json {
+                let text = serde_json::to_string_pretty(&summary)?;
+                std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+                println!("  summary JSON: {}", path.display());
+            }
+            Ok(())
+        }
+        Cmd::Serve { config } => {
+            let cfg = Config::load(&config)?;
+            init_logs(&cfg.log.format, &cfg.log.level);
+            serve(cfg).await
+        }
+        Cmd::Sim { listen, gateways, seed, password, time_scale } => {
+            init_logs("human", "info");
+            let mut cfg = SimConfig { seed, password, time_scale, ..SimConfig::default() };
+            if !gateways.is_empty() {
+                cfg.gateways = gateways;
+            }
+            let handle = sim::start(cfg, &listen).await?;
+            println!("voxdial simulator listening on {} (password as given; gateways ready)", handle.addr());
+            tokio::signal::ctrl_c().await?;
+            let stats = handle.stats();
+            handle.shutdown().await;
+            println!("originates {} · peak live channels {}", stats.originates, stats.max_concurrent);
+            Ok(())
+        }
+        Cmd::Migrate { database_url } => {
+            init_logs("human", "info");
+            Store::open(&database_url).await?;
+            println!("schema up to date: {database_url}");
+            Ok(())
+        }
+        Cmd::Script { cmd: ScriptCmd::Check { file } } => {
+            let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+            let script = Script::from_json(&text).with_context(|| format!("{} is not a valid script", file.display()))?;
+            let errs = script.validate();
+            if errs.is_empty() {
+                println!("{}: ok ({} utterances)", file.display(), script.utterances.len());
+                Ok(())
+            } else {
+                for e in &errs {
+                    eprintln!("{}: {e}", file.display());
+                }
+                bail!("{} problem(s) in {}", errs.len(), file.display())
+            }
+        }
+    }
+}
+
+/// The daemon: runs every task whose `start` is 1 until SIGTERM / Ctrl-C.
+async fn serve(cfg: Config) -> Result<()> {
+    let store = Store::open(&cfg.database.url).await?;
+    let Some(fs) = cfg.freeswitch.clone() else {
+        tracing::info!("no [freeswitch] section: nothing to dial (API-only node)");
+        tokio::signal::ctrl_c().await?;
+        return Ok(());
+    };
+    let esl = EslClient::connect(ClientConfig::new(format!("{}:{}", fs.host, fs.port), fs.password.clone()))
+        .await
+        .with_context(|| format!("connecting to FreeSWITCH at {}:{}", fs.host, fs.port))?;
+    let cancel = CancellationToken::new();
+    let finalizer = Finalizer::start(store.clone(), cfg.status_rules.clone(), cfg.recycle.clone(), cancel.clone());
+    let mut running: HashMap<String, tokio::task::JoinHandle<()>> = HashMap::new();
+    tracing::info!("voxdial serving; ESL {}:{}", fs.host, fs.port);
+    loop {
+        running.retain(|_, h| !h.is_finished());
+        let rows = sqlx::query(store.sql("SELECT uuid FROM autodialer_task WHERE start = 1 AND deleted_at IS NULL"))
+            .fetch_all(store.pool())
+            .await?;
+        for r in rows {
+            let uuid: String = sqlx::Row::try_get(&r, "uuid")?;
+            if running.contains_key(&uuid) {
+                continue;
+            }
+            let runner = TaskRunner {
+                store: store.clone(),
+                esl: esl.clone(),
+                finalizer: finalizer.clone(),
+                cfg: cfg.dialer.clone(),
+                default_gateway: fs.gateway.clone(),
+                progress: Arc::new(Progress::default()),
+                cancel: cancel.child_token(),
+            };
+            let id = uuid.clone();
+            running.insert(
+                uuid,
+                tokio::spawn(async move {
+                    match runner.run(&id).await {
+                        Ok(end) => tracing::info!(task = %id, ?end, "task runner ended"),
+                        Err(e) => tracing::error!(task = %id, "task runner failed: {e}"),
+                    }
+                }),
+            );
+        }
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            _ = esl.closed() => bail!("FreeSWITCH connection lost: {}", esl.close_reason().unwrap_or_default()),
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+    tracing::info!("shutting down: live calls finish, then exit");
+    cancel.cancel();
+    for (_, h) in running {
+        let _ = h.await;
+    }
+    Ok(())
+}

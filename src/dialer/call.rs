@@ -1,0 +1,298 @@
+//! The per-call actor: originate, follow the channel's events, run the
+//! dialogue once the robot extension has parked the answered call, and hand
+//! the result to the finalizer after CHANNEL_HANGUP_COMPLETE.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use voxdial_esl::{CallEventsEnd, EslClient, Event};
+
+use crate::dialogue::{Action, Dialogue, Input, Prompt, Script};
+use crate::finalize::status::HangupFacts;
+use crate::finalize::CallResult;
+
+/// What the call actor needs to know about the attempt.
+#[derive(Debug, Clone)]
+pub struct CallPlan {
+    pub uuid: String,
+    pub originate: String,
+    pub number: String,
+    pub number_id: i64,
+    pub attempt: i64,
+    pub task_id: String,
+    pub user_id: String,
+    pub group_id: i64,
+    pub recycle_limit: i64,
+    pub caller_number: String,
+    pub vars: HashMap<String, String>,
+    pub audio_root: String,
+    pub tts_prefix: String,
+    /// Give up waiting for the hangup this long after the originate.
+    pub max_call: Duration,
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// Text of a DETECTED_SPEECH / ASR CUSTOM event: NLSML `<input>`, JSON
+/// `payload.result` / `text`, or the plain body.
+pub fn speech_text(ev: &Event) -> Option<String> {
+    if let Some(t) = ev.header("ASR-Text").or_else(|| ev.header("Detect-Speech-Result")) {
+        return Some(t.trim().to_string());
+    }
+    let body = ev.body_text().map(|b| b.into_owned()).or_else(|| ev.header("ASR-Response").map(|s| s.into_owned()))?;
+    let b = body.trim();
+    if b.starts_with('{') {
+        let v: serde_json::Value = serde_json::from_str(b).ok()?;
+        return v
+            .pointer("/payload/result")
+            .or_else(|| v.get("text"))
+            .and_then(|t| t.as_str())
+            .map(|s| s.trim().trim_end_matches('。').to_string());
+    }
+    if b.contains("<input") {
+        let start = b.find("<input")?;
+        let open_end = b[start..].find('>')? + start + 1;
+        let close = b[open_end..].find("</input>")? + open_end;
+        let inner = &b[open_end..close];
+        if inner.contains("<noinput") || inner.contains("<nomatch") {
+            return None;
+        }
+        return Some(inner.trim().to_string());
+    }
+    (!b.is_empty()).then(|| b.to_string())
+}
+
+/// Build the FreeSWITCH playback string for prompts.
+fn playback_path(prompts: &[Prompt], audio_root: &str, tts_prefix: &str) -> String {
+    let items: Vec<String> = prompts
+        .iter()
+        .map(|p| match &p.file_id {
+            Some(f) => format!("{audio_root}/{f}.wav"),
+            // uuid_broadcast splits on spaces; TTS text keeps its meaning
+            // with an ideographic space instead.
+            None => format!("{tts_prefix}{}", p.text.replace(' ', "\u{3000}")),
+        })
+        .collect();
+    if items.len() == 1 {
+        items.into_iter().next().unwrap_or_default()
+    } else {
+        format!("file_string://{}", items.join("!"))
+    }
+}
+
+/// Run one attempt to completion.
+pub async fn run(esl: EslClient, script: Arc<Script>, plan: CallPlan) -> CallResult {
+    let originated_ms = now_ms();
+    let mut result = CallResult {
+        uuid: plan.uuid.clone(),
+        task_id: plan.task_id.clone(),
+        user_id: plan.user_id.clone(),
+        group_id: plan.group_id,
+        recycle_limit: plan.recycle_limit,
+        number_id: plan.number_id,
+        number: plan.number.clone(),
+        attempt: plan.attempt,
+        caller_number: plan.caller_number.clone(),
+        originated_ms,
+        ..CallResult::default()
+    };
+    // Subscribe before the originate so no event of this uuid is missed.
+    let mut events = esl.subscribe_call(&plan.uuid);
+    let job = match esl.bgapi(&format!("originate {}", plan.originate)).await {
+        Ok(j) => j,
+        Err(e) => {
+            tracing::warn!(uuid = %plan.uuid, "originate not sent: {e}");
+            result.facts.originate_error = Some("DESTINATION_OUT_OF_ORDER".into());
+            result.hangup_ms = now_ms();
+            return result;
+        }
+    };
+    let mut job = Box::pin(job.result());
+    let mut job_done = false;
+    let mut saw_channel = false;
+    let mut answered = false;
+    let mut dialogue: Option<Dialogue> = None;
+    let mut listen_until: Option<Instant> = None;
+    let mut refused_at: Option<Instant> = None;
+    let deadline = Instant::now() + plan.max_call;
+    let mut speaking = false;
+
+    loop {
+        let timer = [listen_until, refused_at, Some(deadline)].into_iter().flatten().min().unwrap_or(deadline);
+        tokio::select! {
+            r = &mut job, if !job_done => {
+                job_done = true;
+                match r {
+                    Ok(body) => {
+                        if let Some(cause) = HangupFacts::originate_error_of(&body) {
+                            result.facts.originate_error = Some(cause);
+                            // Refused before any channel existed (gateway down,
+                            // session limit): no events will follow.
+                            if !saw_channel {
+                                refused_at = Some(Instant::now() + Duration::from_millis(300));
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(uuid = %plan.uuid, "originate result lost: {e}");
+                    }
+                }
+            }
+            ev = events.recv() => {
+                let ev = match ev {
+                    Ok(ev) => ev,
+                    Err(end) => {
+                        // The connection dropped or we fell behind: ask
+                        // FreeSWITCH whether the call still exists.
+                        tracing::warn!(uuid = %plan.uuid, ?end, "call events ended before hangup");
+                        if end == CallEventsEnd::Lagged {
+                            let _ = esl.api(&format!("uuid_kill {}", plan.uuid)).await;
+                        }
+                        result.facts.originate_error.get_or_insert_with(|| "DESTINATION_OUT_OF_ORDER".into());
+                        break;
+                    }
+                };
+                saw_channel = true;
+                let name = ev.name().map(|n| n.into_owned()).unwrap_or_default();
+                match name.as_str() {
+                    "CHANNEL_ANSWER" => {
+                        answered = true;
+                        result.answered_ms = Some(now_ms());
+                    }
+                    "CHANNEL_PARK" if answered && dialogue.is_none() => {
+                        let mut d = Dialogue::new(script.clone(), plan.vars.clone());
+                        let a = d.handle(Input::Enter);
+                        dialogue = Some(d);
+                        perform(&esl, &plan, a, &mut listen_until).await;
+                    }
+                    "RECORD_START" | "RECORD_STOP" => {
+                        if let Some(p) = ev.header("Record-File-Path") {
+                            result.record_file = Some(p.into_owned());
+                        }
+                    }
+                    "PLAYBACK_STOP" => {
+                        if let Some(d) = dialogue.as_mut() {
+                            if !speaking {
+                                let a = d.handle(Input::PlaybackDone);
+                                perform(&esl, &plan, a, &mut listen_until).await;
+                            }
+                        }
+                    }
+                    "DETECTED_SPEECH" | "CUSTOM" => {
+                        let kind = ev.header("Speech-Type").map(|s| s.into_owned()).unwrap_or_else(|| "detected-speech".into());
+                        match (kind.as_str(), dialogue.as_mut()) {
+                            ("begin-speaking", Some(d)) => {
+                                speaking = true;
+                                listen_until = None;
+                                let a = d.handle(Input::SpeechStarted);
+                                perform(&esl, &plan, a, &mut listen_until).await;
+                            }
+                            ("detected-speech", Some(d)) => {
+                                speaking = false;
+                                listen_until = None;
+                                if let Some(text) = speech_text(&ev) {
+                                    let a = d.handle(Input::AsrMessage { text, speak_ms: 0, asr_elapse: None, gender: None });
+                                    perform(&esl, &plan, a, &mut listen_until).await;
+                                }
+                            }
+                            ("detected-speech", None) if !answered => {
+                                // Early media: the carrier's announcement.
+                                if let Some(text) = speech_text(&ev) {
+                                    result.facts.announcement_text = Some(text);
+                                }
+                            }
+                            _ => {}
+                        }
+                    }
+                    "CHANNEL_HANGUP" => {
+                        listen_until = None;
+                        if let Some(d) = dialogue.as_mut() {
+                            d.handle(Input::Leave);
+                        }
+                    }
+                    "CHANNEL_HANGUP_COMPLETE" => {
+                        let announcement = result.facts.announcement_text.take();
+                        let orig = result.facts.originate_error.take();
+                        result.facts = HangupFacts::from_event(&ev);
+                        result.facts.announcement_text = announcement;
+                        result.facts.originate_error = orig;
+                        result.hangup_ms = now_ms();
+                        break;
+                    }
+                    _ => {}
+                }
+            }
+            _ = tokio::time::sleep_until(timer) => {
+                let now = Instant::now();
+                if refused_at.is_some_and(|t| now >= t) {
+                    break;
+                }
+                if now >= deadline {
+                    tracing::warn!(uuid = %plan.uuid, "no hangup within {:?}; killing", plan.max_call);
+                    let _ = esl.api(&format!("uuid_kill {}", plan.uuid)).await;
+                    listen_until = None;
+                    refused_at = Some(now + Duration::from_secs(5));
+                    continue;
+                }
+                if listen_until.is_some_and(|t| now >= t) {
+                    listen_until = None;
+                    if let Some(d) = dialogue.as_mut() {
+                        let a = d.handle(Input::WaitTimeout);
+                        perform(&esl, &plan, a, &mut listen_until).await;
+                    }
+                }
+            }
+        }
+    }
+    if result.hangup_ms == 0 {
+        result.hangup_ms = now_ms();
+    }
+    if let Some(d) = dialogue {
+        let summary = d.summary();
+        let mut d = d;
+        result.dialogue = Some((summary, d.take_details()));
+    }
+    result
+}
+
+/// Carry out a dialogue action over ESL.
+async fn perform(esl: &EslClient, plan: &CallPlan, action: Action, listen_until: &mut Option<Instant>) {
+    let res = match action {
+        Action::Play { prompts, .. } => {
+            let path = playback_path(&prompts, &plan.audio_root, &plan.tts_prefix);
+            esl.api(&format!("uuid_broadcast {} {} aleg", plan.uuid, path)).await
+        }
+        Action::StopPlayback => esl.api(&format!("uuid_break {} all", plan.uuid)).await,
+        Action::Hangup => esl.api(&format!("uuid_kill {}", plan.uuid)).await,
+        Action::Transfer => esl.api(&format!("uuid_transfer {} -both park inline", plan.uuid)).await,
+        Action::Listen { ms } => {
+            *listen_until = Some(Instant::now() + Duration::from_millis(ms.max(0) as u64));
+            return;
+        }
+        Action::Noop => return,
+    };
+    match res {
+        Ok(r) if r.starts_with("-ERR") => tracing::debug!(uuid = %plan.uuid, "FreeSWITCH answered {}", r.trim()),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(uuid = %plan.uuid, "ESL command failed: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn playback_strings() {
+        let p = |f: Option<&str>, t: &str| Prompt { file_id: f.map(str::to_string), text: t.into(), seconds: None };
+        assert_eq!(playback_path(&[p(Some("a"), "x")], "/audio", "speak:"), "/audio/a.wav");
+        assert_eq!(
+            playback_path(&[p(Some("a"), "x"), p(None, "hi there")], "/audio", "speak:t|v|"),
+            "file_string:///audio/a.wav!speak:t|v|hi\u{3000}there"
+        );
+    }
+}
