@@ -68,7 +68,8 @@ pub struct Channel {
     /// variables; from then on it is the channel's full variable list as
     /// FreeSWITCH keeps it (its own variables included), so `uuid_setvar` and
     /// `uuid_getvar` can work on it. Use [`Channel::set_var`] to change it the
-    /// way FreeSWITCH does (a re-set variable moves to the end).
+    /// way FreeSWITCH does (a re-set variable moves to the end). Names starting
+    /// with `voxdial_sim_` are the renderer's bookkeeping and are never rendered.
     pub variables: Vec<(String, String)>,
     pub hangup: Option<Hangup>,
 }
@@ -106,7 +107,11 @@ pub enum Phase {
     EarlyMedia,
     /// 200: CODEC ×2 (if no early media), CHANNEL_ANSWER, CHANNEL_CALLSTATE
     Answer,
-    /// The robot extension runs (answer, set RECORD_STEREO, record_session, park).
+    /// The robot extension runs (answer, set RECORD_STEREO, record_session, park):
+    /// CHANNEL_STATE, CALL_UPDATE, CHANNEL_STATE, CHANNEL_EXECUTE/…_COMPLETE pairs, the
+    /// `API strftime` event of `${strftime()}` (rendered here, as FreeSWITCH fires it
+    /// mid-dialplan), RECORD_START, MEDIA_BUG_START, …, CHANNEL_PARK. Works on an
+    /// answered or an early-media channel. Sets `record_path`, `swapped`, `profile_index` 2.
     RobotDialplan { record_path: String },
     /// uuid_broadcast <file> aleg: CHANNEL_EXECUTE (playback), PLAYBACK_START
     PlaybackStart { file: String },
@@ -116,9 +121,14 @@ pub enum Phase {
     SpeechBegin,
     /// DETECTED_SPEECH detected-speech with an NLSML body
     SpeechDetected { text: String, confidence: u8 },
-    /// uuid_transfer … park inline
+    /// uuid_transfer … -both park inline on a parked channel: CHANNEL_UNPARK,
+    /// CHANNEL_EXECUTE_COMPLETE (park), CHANNEL_STATE ×2, CHANNEL_EXECUTE (park), CHANNEL_PARK.
     TransferPark,
-    /// CHANNEL_HANGUP … CHANNEL_STATE (CS_HANGUP); uses `ch.hangup`
+    /// Uses `ch.hangup` (nothing is rendered while it is `None`): CHANNEL_HANGUP,
+    /// [CHANNEL_UNPARK, CHANNEL_EXECUTE_COMPLETE (park) once the dialplan ran],
+    /// CHANNEL_STATE, [RECORD_STOP, MEDIA_BUG_STOP when recording], CHANNEL_CALLSTATE,
+    /// CHANNEL_STATE (CS_REPORTING). The originate BACKGROUND_JOB of a failed call is
+    /// the caller's to send (after this phase, or after `HangupComplete` for 4xx–6xx).
     Hangup,
     /// CHANNEL_HANGUP_COMPLETE, CHANNEL_DESTROY, CHANNEL_STATE
     HangupComplete,
@@ -1772,13 +1782,34 @@ fn url_encode(v: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(&v[start..]);
 }
 
+/// Bytes `switch_url_encode` escapes, as a lookup table (hot path).
+const URL_UNSAFE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = i < 0x20 || i > 0x7e;
+        i += 1;
+    }
+    let extra = b" \"#%&+:;<=>?@[\\]^`{|}";
+    let mut j = 0;
+    while j < extra.len() {
+        t[extra[j] as usize] = true;
+        j += 1;
+    }
+    t
+};
+
 fn needs_encoding(c: u8) -> bool {
-    !(b' '..=b'~').contains(&c) || b" \"#%&+:;<=>?@[\\]^`{|}".contains(&c)
+    URL_UNSAFE[usize::from(c)]
 }
 
 /// cJSON's string escaping: `"` `\` and control characters; UTF-8 passes through.
 fn json_escape(v: &[u8], out: &mut Vec<u8>) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
+    if !v.iter().any(|&c| c < 0x20 || c == b'"' || c == b'\\') {
+        out.extend_from_slice(v);
+        return;
+    }
     let mut start = 0;
     for (i, &c) in v.iter().enumerate() {
         let esc: &[u8] = match c {
