@@ -1529,7 +1529,8 @@ fn ep_codec(m: &Media) -> String {
 }
 
 fn remote_rtp_port(ch: &Channel) -> u16 {
-    6000 + (media(ch).remote_sip_port - 5090) * 100
+    // sipp callees on 5090/5091/5092 sent RTP from 6000/6100/6200.
+    6000u16.saturating_add(media(ch).remote_sip_port.saturating_sub(5090).saturating_mul(100))
 }
 
 fn remote_sdp(ch: &Channel) -> String {
