@@ -24,6 +24,9 @@ pub enum ValueEncoding {
     Raw,
     /// Headers inside `text/event-plain` bodies: values are URL-encoded.
     UrlEncoded,
+    /// Members of a `text/event-json` object: a value span is the raw JSON
+    /// text (string literals with their quotes), unescaped on access.
+    Json,
 }
 
 /// An ordered list of headers. Duplicates are kept (FreeSWITCH sends
@@ -35,57 +38,231 @@ pub struct Headers {
     encoding: ValueEncoding,
 }
 
+/// Result of scanning a header block.
+pub(crate) struct Scan {
+    pub(crate) headers: Headers,
+    /// Index (into the header list) of the last `Content-Length` header.
+    pub(crate) last_content_length: Option<usize>,
+    /// Offset just past the blank line that ended the block, if there was one.
+    pub(crate) rest: Option<usize>,
+}
+
+const CONTENT_LENGTH: &[u8] = b"Content-Length";
+
+/// Record one header line `start..end` whose first ':' is at `colon`.
+#[inline]
+fn push_line(
+    bytes: &[u8],
+    spans: &mut Vec<Span>,
+    last_cl: &mut Option<usize>,
+    line_no: usize,
+    (start, colon, end): (usize, Option<usize>, usize),
+) -> Result<(), DecodeError> {
+    let Some(colon) = colon.filter(|c| *c < end) else {
+        return Err(DecodeError::BadHeaderLine {
+            line: line_no,
+            reason: "no ':' separator",
+        });
+    };
+    if colon == start {
+        return Err(DecodeError::BadHeaderLine {
+            line: line_no,
+            reason: "empty header name",
+        });
+    }
+    let vstart = if bytes.get(colon + 1) == Some(&b' ') && colon + 1 < end {
+        colon + 2
+    } else {
+        colon + 1
+    };
+    if bytes.get(start..colon) == Some(CONTENT_LENGTH) {
+        *last_cl = Some(spans.len());
+    }
+    // Lengths were checked against u32::MAX by the caller.
+    spans.push(Span {
+        name: (start as u32, colon as u32),
+        value: (vstart as u32, end as u32),
+    });
+    Ok(())
+}
+
+/// High bit of each byte of `x` that is zero, exactly (no false positives
+/// from borrows, unlike the classic `haszero` trick).
+#[inline(always)]
+fn zero_bytes(x: u64) -> u64 {
+    const LO7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    !(((x & LO7).wrapping_add(LO7)) | x | LO7)
+}
+
+/// High bit of each byte of the little-endian word `w` that is ':' or '\n'.
+#[inline(always)]
+fn hit_word(w: u64) -> u64 {
+    zero_bytes(w ^ 0x0a0a_0a0a_0a0a_0a0a) | zero_bytes(w ^ 0x3a3a_3a3a_3a3a_3a3a)
+}
+
+/// Scanner state between hits.
+struct LineState {
+    spans: Vec<Span>,
+    last_cl: Option<usize>,
+    line_start: usize,
+    line_no: usize,
+    colon: Option<usize>,
+    rest: Option<usize>,
+    stop_at_blank: bool,
+}
+
+impl LineState {
+    /// Handle the ':' or '\n' at `i`; `Ok(true)` when the block has ended.
+    #[inline(always)]
+    fn hit(&mut self, bytes: &[u8], i: usize) -> Result<bool, DecodeError> {
+        if bytes.get(i) == Some(&b':') {
+            if self.colon.is_none() {
+                self.colon = Some(i);
+            }
+            return Ok(false);
+        }
+        self.line_no += 1;
+        if i == self.line_start {
+            if self.stop_at_blank {
+                self.rest = Some(i + 1);
+                return Ok(true);
+            }
+            return Err(DecodeError::BadHeaderLine {
+                line: self.line_no,
+                reason: "empty line inside header block",
+            });
+        }
+        let end = if bytes.get(i.wrapping_sub(1)) == Some(&b'\r') {
+            i - 1
+        } else {
+            i
+        };
+        if end == self.line_start {
+            return Err(DecodeError::BadHeaderLine {
+                line: self.line_no,
+                reason: "empty line inside header block",
+            });
+        }
+        push_line(
+            bytes,
+            &mut self.spans,
+            &mut self.last_cl,
+            self.line_no,
+            (self.line_start, self.colon, end),
+        )?;
+        self.line_start = i + 1;
+        self.colon = None;
+        Ok(false)
+    }
+}
+
 impl Headers {
     /// Index `raw` (without the terminating blank line) as header lines.
     ///
     /// Errors name the offending line; they never panic on any input.
     pub fn parse(raw: Bytes, encoding: ValueEncoding) -> Result<Self, DecodeError> {
-        if raw.len() > u32::MAX as usize {
-            return Err(DecodeError::HeaderTooLarge { limit: u32::MAX as usize });
-        }
-        let mut spans = Vec::with_capacity(16);
-        let mut pos = 0usize;
-        let mut line_no = 0usize;
-        let data = &raw[..];
-        while pos < data.len() {
-            line_no += 1;
-            let end = memchr::memchr(b'\n', &data[pos..]).map_or(data.len(), |i| pos + i);
-            let mut line_end = end;
-            if line_end > pos && data[line_end - 1] == b'\r' {
-                line_end -= 1;
-            }
-            let line = &data[pos..line_end];
-            if line.is_empty() {
-                // An empty line inside a block can only come from a caller that
-                // did not split at the blank line; reject rather than guess.
-                return Err(DecodeError::BadHeaderLine {
-                    line: line_no,
-                    reason: "empty line inside header block",
-                });
-            }
-            let colon = memchr::memchr(b':', line).ok_or(DecodeError::BadHeaderLine {
-                line: line_no,
-                reason: "no ':' separator",
-            })?;
-            if colon == 0 {
-                return Err(DecodeError::BadHeaderLine { line: line_no, reason: "empty header name" });
-            }
-            let mut vstart = colon + 1;
-            if line.get(vstart) == Some(&b' ') {
-                vstart += 1;
-            }
-            spans.push(Span {
-                name: (pos as u32, (pos + colon) as u32),
-                value: ((pos + vstart) as u32, line_end as u32),
+        Ok(Self::scan(raw, encoding, false)?.headers)
+    }
+
+    /// Index header lines from the start of `data`. With `stop_at_blank`, the
+    /// block ends at the first empty line and what follows is left to the
+    /// caller (`Scan::rest`); otherwise an empty line is an error.
+    ///
+    /// One SIMD pass finds every ':' and '\n' at once: FreeSWITCH events have
+    /// ~90 short lines, and a search call per line cost more than the scan.
+    pub(crate) fn scan(
+        data: Bytes,
+        encoding: ValueEncoding,
+        stop_at_blank: bool,
+    ) -> Result<Scan, DecodeError> {
+        if data.len() > u32::MAX as usize {
+            return Err(DecodeError::HeaderTooLarge {
+                limit: u32::MAX as usize,
             });
-            pos = end + 1;
         }
-        Ok(Headers { raw, spans, encoding })
+        let bytes = &data[..];
+        // Event lines average ~40 bytes; sizing once avoids regrowth.
+        let mut st = LineState {
+            // Event lines average ~40 bytes; sizing once avoids regrowth.
+            spans: Vec::with_capacity(bytes.len() / 32 + 4),
+            last_cl: None,
+            line_start: 0,
+            line_no: 0,
+            colon: None,
+            rest: None,
+            stop_at_blank,
+        };
+        // Eight bytes at a time (SWAR), then one step per hit: with a hit
+        // every ~15 bytes this beats a search call per hit (memchr2_iter
+        // measured 1.5x slower here) and needs no unsafe SIMD.
+        let mut words = bytes.chunks_exact(8);
+        let mut base = 0usize;
+        'scan: {
+            for word in words.by_ref() {
+                let Ok(word) = <[u8; 8]>::try_from(word) else {
+                    break;
+                };
+                let mut m = hit_word(u64::from_le_bytes(word));
+                while m != 0 {
+                    let i = base + (m.trailing_zeros() / 8) as usize;
+                    m &= m - 1;
+                    if st.hit(bytes, i)? {
+                        break 'scan;
+                    }
+                }
+                base += 8;
+            }
+            for (k, b) in words.remainder().iter().enumerate() {
+                if (*b == b':' || *b == b'\n') && st.hit(bytes, base + k)? {
+                    break 'scan;
+                }
+            }
+        }
+        if st.rest.is_none() && st.line_start < bytes.len() {
+            // A last line without '\n'.
+            push_line(
+                bytes,
+                &mut st.spans,
+                &mut st.last_cl,
+                st.line_no + 1,
+                (st.line_start, st.colon, bytes.len()),
+            )?;
+        }
+        Ok(Scan {
+            headers: Headers {
+                raw: data,
+                spans: st.spans,
+                encoding,
+            },
+            last_content_length: st.last_cl,
+            rest: st.rest,
+        })
+    }
+
+    /// Build from spans computed elsewhere (the JSON event parser).
+    pub(crate) fn from_spans(
+        raw: Bytes,
+        spans: Vec<((u32, u32), (u32, u32))>,
+        encoding: ValueEncoding,
+    ) -> Self {
+        let spans = spans
+            .into_iter()
+            .map(|(name, value)| Span { name, value })
+            .collect();
+        Headers {
+            raw,
+            spans,
+            encoding,
+        }
     }
 
     /// An empty header list.
     pub fn empty() -> Self {
-        Headers { raw: Bytes::new(), spans: Vec::new(), encoding: ValueEncoding::Raw }
+        Headers {
+            raw: Bytes::new(),
+            spans: Vec::new(),
+            encoding: ValueEncoding::Raw,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -97,11 +274,15 @@ impl Headers {
     }
 
     fn name_bytes(&self, s: &Span) -> &[u8] {
-        &self.raw[s.name.0 as usize..s.name.1 as usize]
+        self.raw
+            .get(s.name.0 as usize..s.name.1 as usize)
+            .unwrap_or_default()
     }
 
     fn value_bytes(&self, s: &Span) -> &[u8] {
-        &self.raw[s.value.0 as usize..s.value.1 as usize]
+        self.raw
+            .get(s.value.0 as usize..s.value.1 as usize)
+            .unwrap_or_default()
     }
 
     fn decode<'a>(&self, v: &'a [u8]) -> Cow<'a, str> {
@@ -115,20 +296,47 @@ impl Headers {
                     match percent_encoding::percent_decode(v).decode_utf8() {
                         Ok(s) => s,
                         Err(_) => Cow::Owned(
-                            String::from_utf8_lossy(&percent_encoding::percent_decode(v).collect::<Vec<u8>>())
-                                .into_owned(),
+                            String::from_utf8_lossy(
+                                &percent_encoding::percent_decode(v).collect::<Vec<u8>>(),
+                            )
+                            .into_owned(),
                         ),
+                    }
+                }
+            }
+            ValueEncoding::Json => {
+                if v.first() != Some(&b'"') {
+                    // A number, object, `true`…: its JSON text is its value.
+                    return String::from_utf8_lossy(v);
+                }
+                let inner = v
+                    .get(1..v.len().saturating_sub(1).max(1))
+                    .unwrap_or_default();
+                if memchr::memchr(b'\\', inner).is_none() {
+                    String::from_utf8_lossy(inner)
+                } else {
+                    match serde_json::from_slice::<String>(v) {
+                        Ok(s) => Cow::Owned(s),
+                        Err(_) => String::from_utf8_lossy(inner),
                     }
                 }
             }
         }
     }
 
+    /// The raw (still encoded) value of the `i`-th header.
+    pub(crate) fn raw_at(&self, i: usize) -> Option<&[u8]> {
+        self.spans.get(i).map(|s| self.value_bytes(s))
+    }
+
     /// The raw (still encoded) bytes of the first header called `name`
     /// (case-sensitive, as FreeSWITCH is).
     pub fn get_raw(&self, name: &str) -> Option<&[u8]> {
         let n = name.as_bytes();
-        self.spans.iter().find(|s| self.name_bytes(s) == n).map(|s| self.value_bytes(s))
+        self.spans
+            .iter()
+            .find(|s| self.name_bytes(s) == n)
+            .map(|s| self.value_bytes(s))
     }
 
     /// The decoded value of the first header called `name`. Invalid UTF-8 is
@@ -136,26 +344,39 @@ impl Headers {
     /// cost us the hangup event it rides on.
     pub fn get(&self, name: &str) -> Option<Cow<'_, str>> {
         let n = name.as_bytes();
-        self.spans.iter().find(|s| self.name_bytes(s) == n).map(|s| self.decode(self.value_bytes(s)))
+        self.spans
+            .iter()
+            .find(|s| self.name_bytes(s) == n)
+            .map(|s| self.decode(self.value_bytes(s)))
     }
 
     /// The decoded value of the last header called `name`.
     pub fn get_last(&self, name: &str) -> Option<Cow<'_, str>> {
         let n = name.as_bytes();
-        self.spans.iter().rev().find(|s| self.name_bytes(s) == n).map(|s| self.decode(self.value_bytes(s)))
+        self.spans
+            .iter()
+            .rev()
+            .find(|s| self.name_bytes(s) == n)
+            .map(|s| self.decode(self.value_bytes(s)))
     }
 
     /// All values of `name`, in order.
     pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = Cow<'a, str>> + 'a {
         let n = name.as_bytes();
-        self.spans.iter().filter(move |s| self.name_bytes(s) == n).map(|s| self.decode(self.value_bytes(s)))
+        self.spans
+            .iter()
+            .filter(move |s| self.name_bytes(s) == n)
+            .map(|s| self.decode(self.value_bytes(s)))
     }
 
     /// Every header as (name, decoded value), in wire order.
     pub fn iter(&self) -> impl Iterator<Item = (Cow<'_, str>, Cow<'_, str>)> + '_ {
-        self.spans
-            .iter()
-            .map(|s| (String::from_utf8_lossy(self.name_bytes(s)), self.decode(self.value_bytes(s))))
+        self.spans.iter().map(|s| {
+            (
+                String::from_utf8_lossy(self.name_bytes(s)),
+                self.decode(self.value_bytes(s)),
+            )
+        })
     }
 }
 
@@ -168,7 +389,10 @@ mod tests {
         let raw = Bytes::from_static(b"Event-Name: API\nCaller-Callee-ID-Name: Outbound%20Call\nX:\nUnique-ID: a\nUnique-ID: a");
         let h = Headers::parse(raw, ValueEncoding::UrlEncoded).expect("valid");
         assert_eq!(h.len(), 5);
-        assert_eq!(h.get("Caller-Callee-ID-Name").as_deref(), Some("Outbound Call"));
+        assert_eq!(
+            h.get("Caller-Callee-ID-Name").as_deref(),
+            Some("Outbound Call")
+        );
         assert_eq!(h.get("X").as_deref(), Some(""));
         assert_eq!(h.get_all("Unique-ID").count(), 2);
         assert!(h.get("event-name").is_none(), "names are case-sensitive");
@@ -184,7 +408,8 @@ mod tests {
 
     #[test]
     fn rejects_lines_without_colon() {
-        let err = Headers::parse(Bytes::from_static(b"A: b\ngarbage"), ValueEncoding::Raw).unwrap_err();
+        let err = Headers::parse(Bytes::from_static(b"A: b\ngarbage"), ValueEncoding::Raw)
+            .expect_err("line 2 has no colon");
         assert!(err.to_string().contains("line 2"), "{err}");
     }
 }

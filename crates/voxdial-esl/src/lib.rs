@@ -10,7 +10,10 @@ pub mod error;
 pub mod event;
 pub mod headers;
 
-pub use client::{BgJob, CallEvents, CallEventsEnd, ClientConfig, ClientStats, EslClient, EventFormat};
+pub use client::{
+    BgJob, CallEvents, CallEventsEnd, ClientConfig, ClientStats, EslClient, EventFormat,
+    EventStream,
+};
 pub use codec::{Command, ContentType, EslCodec, Frame};
 pub use error::{DecodeError, EslError};
 pub use event::Event;
