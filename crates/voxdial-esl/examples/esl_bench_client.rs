@@ -1,12 +1,14 @@
 //! Client for `shared/bench/esl_bench.py`: connect, authenticate, subscribe,
 //! parse every event and print `events=<n> uidlen=<sum of len(Unique-ID)>`.
 //!
-//! Usage: `esl_bench_client HOST PORT plain|json [codec|client|null]`
+//! Usage: `esl_bench_client HOST PORT plain|json [codec|client|client-mt|null]`
 //!
 //! * `codec` (default): the crate's decode path alone — `EslCodec` over a
 //!   `FramedRead`, then `Event::from_frame` for every event frame.
 //! * `client`: the full `EslClient` (reader task, reply slots, routing) with a
-//!   lossless event stream from [`EslClient::connect_with_events`].
+//!   lossless event stream from `EslClient::connect_with_events`, on a
+//!   current-thread runtime; `client-mt` is the same on a 2-worker
+//!   multi-thread runtime.
 //! * `null`: reads and discards bytes; measures what the harness and the
 //!   kernel can deliver (reports `events=0`, so the harness marks it failed).
 
@@ -117,7 +119,9 @@ async fn run_null(addr: &str, format: &str) -> Result<Tally, BoxError> {
 fn main() -> Result<(), BoxError> {
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 4 {
-        return Err("usage: esl_bench_client HOST PORT plain|json [codec|client|null]".into());
+        return Err(
+            "usage: esl_bench_client HOST PORT plain|json [codec|client|client-mt|null]".into(),
+        );
     }
     let addr = format!("{}:{}", args[1], args[2]);
     let format = args[3].as_str();
@@ -137,11 +141,19 @@ fn main() -> Result<(), BoxError> {
             .enable_all()
             .build()?
             .block_on(run_null(&addr, format))?,
-        "client" => tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
+        "client" => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?
             .block_on(run_client(&addr, ev_format))?,
+        // The consumer is a spawned task, as in an application on the
+        // default multi-thread runtime.
+        "client-mt" => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?
+            .block_on(async move {
+                tokio::spawn(async move { run_client(&addr, ev_format).await }).await
+            })??,
         other => return Err(format!("unknown mode {other}").into()),
     };
     let mut out = std::io::stdout().lock();

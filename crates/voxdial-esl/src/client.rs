@@ -16,7 +16,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
@@ -107,6 +107,17 @@ struct Inner {
     close_reason: Mutex<Option<String>>,
     stats: ClientStats,
     cfg: ClientConfig,
+    /// When the connection was set up; `last_rx_ms` counts from here.
+    started: Instant,
+    /// Milliseconds after `started` at which bytes last arrived (liveness).
+    last_rx_ms: AtomicU64,
+}
+
+impl Inner {
+    fn touch(&self) {
+        let ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_rx_ms.store(ms, Ordering::Relaxed);
+    }
 }
 
 /// A cheap, cloneable handle to one ESL connection.
@@ -153,7 +164,9 @@ impl EslClient {
     /// Like [`connect`](Self::connect), plus a lossless stream of every event
     /// in wire order (events are still routed to call and job subscribers).
     ///
-    /// The stream holds at most `capacity` events; when it is full the reader
+    /// The stream holds about `capacity` events (in batches of up to 128, one
+    /// batch per socket read, so a wake-up is not paid per event); when it is
+    /// full the reader
     /// waits, which pushes back on the socket instead of dropping or growing.
     /// So keep draining it: a task that awaits a command reply without also
     /// draining the stream can stall the connection once the stream is full.
@@ -161,14 +174,20 @@ impl EslClient {
         cfg: ClientConfig,
         capacity: usize,
     ) -> Result<(EslClient, EventStream), EslError> {
-        let (tx, rx) = mpsc::channel(capacity.max(1));
+        let (tx, rx) = mpsc::channel(capacity.div_ceil(READ_BATCH).max(2));
         let client = Self::connect_inner(cfg, Some(tx)).await?;
-        Ok((client, EventStream { rx }))
+        Ok((
+            client,
+            EventStream {
+                rx,
+                ready: Vec::new().into_iter(),
+            },
+        ))
     }
 
     async fn connect_inner(
         cfg: ClientConfig,
-        firehose: Option<mpsc::Sender<Arc<Event>>>,
+        firehose: Option<mpsc::Sender<Vec<Arc<Event>>>>,
     ) -> Result<EslClient, EslError> {
         let stream = tokio::time::timeout(cfg.connect_timeout, TcpStream::connect(&cfg.addr))
             .await
@@ -239,6 +258,8 @@ impl EslClient {
             close_reason: Mutex::new(None),
             stats: ClientStats::default(),
             cfg,
+            started: Instant::now(),
+            last_rx_ms: AtomicU64::new(0),
         });
         let pending: Arc<Mutex<VecDeque<ReplySlot>>> = Arc::new(Mutex::new(VecDeque::new()));
         tokio::spawn(write_loop(writer, cmd_rx, pending.clone(), inner.clone()));
@@ -258,6 +279,14 @@ impl EslClient {
     /// Why the connection ended, if it has.
     pub fn close_reason(&self) -> Option<String> {
         lock(&self.inner.close_reason).clone()
+    }
+
+    /// How long since the last frame arrived (or since connecting, if none
+    /// has). FreeSWITCH sends HEARTBEAT every 20 s, so a much longer silence
+    /// means a dead peer or a half-open socket.
+    pub fn idle_for(&self) -> Duration {
+        let last = Duration::from_millis(self.inner.last_rx_ms.load(Ordering::Relaxed));
+        self.inner.started.elapsed().saturating_sub(last)
     }
 
     pub fn stats(&self) -> &ClientStats {
@@ -414,14 +443,20 @@ impl EslClient {
 /// Every event of one connection, in wire order, without loss (see
 /// [`EslClient::connect_with_events`]). Ends when the connection does.
 pub struct EventStream {
-    rx: mpsc::Receiver<Arc<Event>>,
+    rx: mpsc::Receiver<Vec<Arc<Event>>>,
+    ready: std::vec::IntoIter<Arc<Event>>,
 }
 
 impl EventStream {
     /// The next event, or `None` once the connection has ended and every
     /// event read before that has been delivered.
     pub async fn recv(&mut self) -> Option<Arc<Event>> {
-        self.rx.recv().await
+        loop {
+            if let Some(ev) = self.ready.next() {
+                return Some(ev);
+            }
+            self.ready = self.rx.recv().await?.into_iter();
+        }
     }
 }
 
@@ -566,79 +601,111 @@ fn now_us() -> i64 {
         .unwrap_or(0)
 }
 
+/// Frames handled per wake-up of the reader: enough to amortise the hand-off
+/// to the event stream, small enough to bound a batch's memory.
+const READ_BATCH: usize = 128;
+
 async fn read_loop(
-    mut reader: FramedRead<tokio::net::tcp::OwnedReadHalf, EslCodec>,
+    reader: FramedRead<tokio::net::tcp::OwnedReadHalf, EslCodec>,
     pending: Arc<Mutex<VecDeque<ReplySlot>>>,
     inner: Arc<Inner>,
-    mut firehose: Option<mpsc::Sender<Arc<Event>>>,
+    mut firehose: Option<mpsc::Sender<Vec<Arc<Event>>>>,
 ) {
+    // Every frame already decodable is taken in one go, so the event stream
+    // gets one message per socket read rather than a wake-up per event.
+    let mut frames = reader.ready_chunks(READ_BATCH);
     let mut notice: Option<String> = None;
-    let reason = loop {
-        let frame = tokio::select! {
+    let reason = 'conn: loop {
+        let chunk = tokio::select! {
             _ = inner.closed.cancelled() => break "closed by client".to_string(),
-            f = reader.next() => f,
+            c = frames.next() => c,
         };
-        let frame = match frame {
-            None => {
-                break notice
-                    .take()
-                    .unwrap_or_else(|| "FreeSWITCH closed the socket".into())
-            }
-            Some(Err(e)) => break format!("protocol error: {e}"),
-            Some(Ok(f)) => f,
+        let Some(chunk) = chunk else {
+            break notice
+                .take()
+                .unwrap_or_else(|| "FreeSWITCH closed the socket".into());
         };
-        inner.stats.frames.fetch_add(1, Ordering::Relaxed);
-        match frame.content_type {
-            ContentType::CommandReply | ContentType::ApiResponse => {
-                let slot = lock(&pending).pop_front();
-                match slot {
-                    Some(s) => {
-                        let _ = s.send(Ok(frame));
+        inner.touch();
+        let mut batch = Vec::with_capacity(if firehose.is_some() { chunk.len() } else { 0 });
+        let mut ended = None;
+        let mut newest = None;
+        for frame in chunk {
+            let frame = match frame {
+                Ok(f) => f,
+                Err(e) => {
+                    ended = Some(format!("protocol error: {e}"));
+                    break;
+                }
+            };
+            inner.stats.frames.fetch_add(1, Ordering::Relaxed);
+            match frame.content_type {
+                ContentType::CommandReply | ContentType::ApiResponse => {
+                    let slot = lock(&pending).pop_front();
+                    match slot {
+                        Some(s) => {
+                            let _ = s.send(Ok(frame));
+                        }
+                        None => {
+                            ended = Some("reply received with no command outstanding".to_string());
+                            break;
+                        }
                     }
-                    None => break "reply received with no command outstanding".to_string(),
                 }
-            }
-            ContentType::EventPlain | ContentType::EventJson | ContentType::EventXml => {
-                let ev = match Event::from_frame(&frame) {
-                    Ok(Some(ev)) => Arc::new(ev),
-                    Ok(None) => continue,
-                    Err(e) => break format!("protocol error: {e}"),
-                };
-                inner.stats.events.fetch_add(1, Ordering::Relaxed);
-                if let Some(ts) = ev
-                    .header("Event-Date-Timestamp")
-                    .and_then(|t| t.parse::<i64>().ok())
-                {
-                    inner
-                        .stats
-                        .consumer_lag_us
-                        .store(now_us() - ts, Ordering::Relaxed);
-                }
-                if let Some(tx) = &firehose {
-                    let sent = tokio::select! {
-                        _ = inner.closed.cancelled() => break "closed by client".to_string(),
-                        r = tx.send(ev.clone()) => r,
+                ContentType::EventPlain | ContentType::EventJson | ContentType::EventXml => {
+                    let ev = match Event::from_frame(&frame) {
+                        Ok(Some(ev)) => Arc::new(ev),
+                        Ok(None) => continue,
+                        Err(e) => {
+                            ended = Some(format!("protocol error: {e}"));
+                            break;
+                        }
                     };
-                    if sent.is_err() {
-                        // Nobody reads the stream any more; stop feeding it.
-                        firehose = None;
+                    inner.stats.events.fetch_add(1, Ordering::Relaxed);
+                    newest = Some(ev.clone());
+                    if firehose.is_some() {
+                        batch.push(ev.clone());
                     }
+                    dispatch(&inner, ev);
                 }
-                dispatch(&inner, ev);
+                ContentType::DisconnectNotice => {
+                    notice = Some(format!(
+                        "FreeSWITCH disconnected: {}",
+                        String::from_utf8_lossy(&frame.body).trim()
+                    ));
+                }
+                ContentType::RudeRejection => {
+                    ended = Some(format!(
+                        "FreeSWITCH rejected the connection: {}",
+                        String::from_utf8_lossy(&frame.body).trim()
+                    ));
+                    break;
+                }
+                _ => {}
             }
-            ContentType::DisconnectNotice => {
-                notice = Some(format!(
-                    "FreeSWITCH disconnected: {}",
-                    String::from_utf8_lossy(&frame.body).trim()
-                ));
+        }
+        // Once per read: how far behind FreeSWITCH's clock the newest event is.
+        if let Some(ts) = newest.and_then(|ev| {
+            ev.header("Event-Date-Timestamp")
+                .and_then(|t| t.parse::<i64>().ok())
+        }) {
+            inner
+                .stats
+                .consumer_lag_us
+                .store(now_us() - ts, Ordering::Relaxed);
+        }
+        // Events read before a protocol error are still delivered.
+        if let (Some(tx), false) = (&firehose, batch.is_empty()) {
+            let sent = tokio::select! {
+                _ = inner.closed.cancelled() => break 'conn "closed by client".to_string(),
+                r = tx.send(batch) => r,
+            };
+            if sent.is_err() {
+                // Nobody reads the stream any more; stop feeding it.
+                firehose = None;
             }
-            ContentType::RudeRejection => {
-                break format!(
-                    "FreeSWITCH rejected the connection: {}",
-                    String::from_utf8_lossy(&frame.body).trim()
-                );
-            }
-            _ => {}
+        }
+        if let Some(reason) = ended {
+            break reason;
         }
     };
     tracing::debug!(%reason, "ESL connection ended");
