@@ -293,6 +293,19 @@ impl EslClient {
         &self.inner.stats
     }
 
+    /// Drop the connection now, recording `reason` as the close reason (unless
+    /// it has already ended). In-flight commands fail with that reason. Used
+    /// when the peer is alive at the TCP level but no longer talks to us.
+    pub fn abort(&self, reason: impl Into<String>) {
+        {
+            let mut r = lock(&self.inner.close_reason);
+            if r.is_none() {
+                *r = Some(reason.into());
+            }
+        }
+        self.inner.closed.cancel();
+    }
+
     /// Send `exit` and wait for the connection to close.
     pub async fn shutdown(&self) {
         let _ = self.command("exit").await;
