@@ -16,7 +16,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
@@ -107,6 +107,17 @@ struct Inner {
     close_reason: Mutex<Option<String>>,
     stats: ClientStats,
     cfg: ClientConfig,
+    /// When the connection was set up; `last_rx_ms` counts from here.
+    started: Instant,
+    /// Milliseconds after `started` at which bytes last arrived (liveness).
+    last_rx_ms: AtomicU64,
+}
+
+impl Inner {
+    fn touch(&self) {
+        let ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_rx_ms.store(ms, Ordering::Relaxed);
+    }
 }
 
 /// A cheap, cloneable handle to one ESL connection.
@@ -117,7 +128,9 @@ pub struct EslClient {
 
 impl std::fmt::Debug for EslClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EslClient").field("addr", &self.inner.cfg.addr).finish()
+        f.debug_struct("EslClient")
+            .field("addr", &self.inner.cfg.addr)
+            .finish()
     }
 }
 
@@ -134,7 +147,10 @@ async fn next_frame(
     match r.next().await {
         Some(Ok(f)) => Ok(f),
         Some(Err(e)) => Err(e.into()),
-        None => Err(EslError::Handshake { stage, detail: "connection closed".into() }),
+        None => Err(EslError::Handshake {
+            stage,
+            detail: "connection closed".into(),
+        }),
     }
 }
 
@@ -142,13 +158,47 @@ impl EslClient {
     /// Connect, authenticate and subscribe. Fails with
     /// [`EslError::AuthFailed`] on a wrong password.
     pub async fn connect(cfg: ClientConfig) -> Result<EslClient, EslError> {
+        Self::connect_inner(cfg, None).await
+    }
+
+    /// Like [`connect`](Self::connect), plus a lossless stream of every event
+    /// in wire order (events are still routed to call and job subscribers).
+    ///
+    /// The stream holds about `capacity` events (in batches of up to 128, one
+    /// batch per socket read, so a wake-up is not paid per event); when it is
+    /// full the reader
+    /// waits, which pushes back on the socket instead of dropping or growing.
+    /// So keep draining it: a task that awaits a command reply without also
+    /// draining the stream can stall the connection once the stream is full.
+    pub async fn connect_with_events(
+        cfg: ClientConfig,
+        capacity: usize,
+    ) -> Result<(EslClient, EventStream), EslError> {
+        let (tx, rx) = mpsc::channel(capacity.div_ceil(READ_BATCH).max(2));
+        let client = Self::connect_inner(cfg, Some(tx)).await?;
+        Ok((
+            client,
+            EventStream {
+                rx,
+                ready: Vec::new().into_iter(),
+            },
+        ))
+    }
+
+    async fn connect_inner(
+        cfg: ClientConfig,
+        firehose: Option<mpsc::Sender<Vec<Arc<Event>>>>,
+    ) -> Result<EslClient, EslError> {
         let stream = tokio::time::timeout(cfg.connect_timeout, TcpStream::connect(&cfg.addr))
             .await
             .map_err(|_| EslError::Connect {
                 addr: cfg.addr.clone(),
                 source: std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"),
             })?
-            .map_err(|e| EslError::Connect { addr: cfg.addr.clone(), source: e })?;
+            .map_err(|e| EslError::Connect {
+                addr: cfg.addr.clone(),
+                source: e,
+            })?;
         stream.set_nodelay(true).ok();
         let (rd, wr) = stream.into_split();
         let mut reader = FramedRead::with_capacity(rd, EslCodec::default(), 256 * 1024);
@@ -157,28 +207,45 @@ impl EslClient {
         let hs = async {
             let greet = next_frame(&mut reader, "greeting").await?;
             if greet.content_type != ContentType::AuthRequest {
-                return Err(EslError::Handshake { stage: "greeting", detail: format!("{:?}", greet.content_type) });
+                return Err(EslError::Handshake {
+                    stage: "greeting",
+                    detail: format!("{:?}", greet.content_type),
+                });
             }
-            writer.send(Command { text: format!("auth {}", cfg.password), body: None }).await?;
+            writer
+                .send(Command {
+                    text: format!("auth {}", cfg.password),
+                    body: None,
+                })
+                .await?;
             let reply = next_frame(&mut reader, "auth").await?;
             if !reply.reply_ok() {
-                return Err(EslError::AuthFailed { reply: reply.reply_text() });
+                return Err(EslError::AuthFailed {
+                    reply: reply.reply_text(),
+                });
             }
             let mut events: Vec<String> = cfg.events.clone();
             if !events.iter().any(|e| e == "ALL" || e == "BACKGROUND_JOB") {
                 events.push("BACKGROUND_JOB".into());
             }
-            writer.send(Command { text: format!("event {} {}", cfg.format.as_str(), events.join(" ")), body: None }).await?;
+            writer
+                .send(Command {
+                    text: format!("event {} {}", cfg.format.as_str(), events.join(" ")),
+                    body: None,
+                })
+                .await?;
             let reply = next_frame(&mut reader, "event subscription").await?;
             if !reply.reply_ok() {
                 return Err(EslError::CommandFailed(reply.reply_text()));
             }
             Ok(())
         };
-        tokio::time::timeout(cfg.connect_timeout, hs).await.map_err(|_| EslError::Handshake {
-            stage: "handshake",
-            detail: format!("no answer within {:?}", cfg.connect_timeout),
-        })??;
+        tokio::time::timeout(cfg.connect_timeout, hs)
+            .await
+            .map_err(|_| EslError::Handshake {
+                stage: "handshake",
+                detail: format!("no answer within {:?}", cfg.connect_timeout),
+            })??;
 
         let (cmd_tx, cmd_rx) = mpsc::channel::<Request>(4096);
         let (others, _) = broadcast::channel(4096);
@@ -191,10 +258,12 @@ impl EslClient {
             close_reason: Mutex::new(None),
             stats: ClientStats::default(),
             cfg,
+            started: Instant::now(),
+            last_rx_ms: AtomicU64::new(0),
         });
         let pending: Arc<Mutex<VecDeque<ReplySlot>>> = Arc::new(Mutex::new(VecDeque::new()));
         tokio::spawn(write_loop(writer, cmd_rx, pending.clone(), inner.clone()));
-        tokio::spawn(read_loop(reader, pending, inner.clone()));
+        tokio::spawn(read_loop(reader, pending, inner.clone(), firehose));
         Ok(EslClient { inner })
     }
 
@@ -212,8 +281,29 @@ impl EslClient {
         lock(&self.inner.close_reason).clone()
     }
 
+    /// How long since the last frame arrived (or since connecting, if none
+    /// has). FreeSWITCH sends HEARTBEAT every 20 s, so a much longer silence
+    /// means a dead peer or a half-open socket.
+    pub fn idle_for(&self) -> Duration {
+        let last = Duration::from_millis(self.inner.last_rx_ms.load(Ordering::Relaxed));
+        self.inner.started.elapsed().saturating_sub(last)
+    }
+
     pub fn stats(&self) -> &ClientStats {
         &self.inner.stats
+    }
+
+    /// Drop the connection now, recording `reason` as the close reason (unless
+    /// it has already ended). In-flight commands fail with that reason. Used
+    /// when the peer is alive at the TCP level but no longer talks to us.
+    pub fn abort(&self, reason: impl Into<String>) {
+        {
+            let mut r = lock(&self.inner.close_reason);
+            if r.is_none() {
+                *r = Some(reason.into());
+            }
+        }
+        self.inner.closed.cancel();
     }
 
     /// Send `exit` and wait for the connection to close.
@@ -224,25 +314,33 @@ impl EslClient {
 
     fn check_line(cmd: &str) -> Result<(), EslError> {
         if cmd.is_empty() || cmd.contains('\n') || cmd.contains('\r') {
-            return Err(EslError::InvalidCommand(format!("{cmd:?} is empty or contains a newline")));
+            return Err(EslError::InvalidCommand(format!(
+                "{cmd:?} is empty or contains a newline"
+            )));
         }
         Ok(())
     }
 
     async fn request(&self, cmd: Command) -> Result<Frame, EslError> {
         if self.inner.closed.is_cancelled() {
-            return Err(EslError::Closed { reason: self.close_reason() });
+            return Err(EslError::Closed {
+                reason: self.close_reason(),
+            });
         }
         let (tx, rx) = oneshot::channel();
         self.inner
             .cmd_tx
             .send(Request { cmd, reply: tx })
             .await
-            .map_err(|_| EslError::Closed { reason: self.close_reason() })?;
+            .map_err(|_| EslError::Closed {
+                reason: self.close_reason(),
+            })?;
         let t = self.inner.cfg.command_timeout;
         match tokio::time::timeout(t, rx).await {
             Err(_) => Err(EslError::Timeout(t)),
-            Ok(Err(_)) => Err(EslError::Closed { reason: self.close_reason() }),
+            Ok(Err(_)) => Err(EslError::Closed {
+                reason: self.close_reason(),
+            }),
             Ok(Ok(r)) => r,
         }
     }
@@ -251,7 +349,11 @@ impl EslClient {
     /// `command/reply` frame.
     pub async fn command(&self, line: &str) -> Result<Frame, EslError> {
         Self::check_line(line)?;
-        self.request(Command { text: line.to_string(), body: None }).await
+        self.request(Command {
+            text: line.to_string(),
+            body: None,
+        })
+        .await
     }
 
     /// Send a command with extra header lines and an optional body
@@ -267,7 +369,9 @@ impl EslClient {
         for (k, v) in headers {
             Self::check_line(k)?;
             if v.contains('\n') || v.contains('\r') {
-                return Err(EslError::InvalidCommand(format!("header {k} contains a newline")));
+                return Err(EslError::InvalidCommand(format!(
+                    "header {k} contains a newline"
+                )));
             }
             text.push('\n');
             text.push_str(k);
@@ -284,7 +388,12 @@ impl EslClient {
     /// not as errors, because callers such as `uuid_exists` need them.
     pub async fn api(&self, cmd: &str) -> Result<String, EslError> {
         Self::check_line(cmd)?;
-        let f = self.request(Command { text: format!("api {cmd}"), body: None }).await?;
+        let f = self
+            .request(Command {
+                text: format!("api {cmd}"),
+                body: None,
+            })
+            .await?;
         Ok(f.reply_text())
     }
 
@@ -295,9 +404,18 @@ impl EslClient {
         let job = uuid::Uuid::new_v4().to_string();
         let (tx, rx) = oneshot::channel();
         lock(&self.inner.jobs).insert(job.clone(), tx);
-        let res = self.request(Command { text: format!("bgapi {cmd}\nJob-UUID: {job}"), body: None }).await;
+        let res = self
+            .request(Command {
+                text: format!("bgapi {cmd}\nJob-UUID: {job}"),
+                body: None,
+            })
+            .await;
         match res {
-            Ok(f) if f.reply_ok() => Ok(BgJob { job_uuid: job, rx, client: self.clone() }),
+            Ok(f) if f.reply_ok() => Ok(BgJob {
+                job_uuid: job,
+                rx,
+                client: self.clone(),
+            }),
             Ok(f) => {
                 lock(&self.inner.jobs).remove(&job);
                 Err(EslError::CommandFailed(f.reply_text()))
@@ -314,13 +432,44 @@ impl EslClient {
     pub fn subscribe_call(&self, uuid: &str) -> CallEvents {
         let (tx, rx) = mpsc::channel(self.inner.cfg.call_queue.max(1));
         let lagged = Arc::new(AtomicBool::new(false));
-        lock(&self.inner.routes).insert(uuid.to_string(), Route { tx, lagged: lagged.clone() });
-        CallEvents { uuid: uuid.to_string(), rx, lagged, inner: Arc::downgrade(&self.inner) }
+        lock(&self.inner.routes).insert(
+            uuid.to_string(),
+            Route {
+                tx,
+                lagged: lagged.clone(),
+            },
+        );
+        CallEvents {
+            uuid: uuid.to_string(),
+            rx,
+            lagged,
+            inner: Arc::downgrade(&self.inner),
+        }
     }
 
     /// Events not routed to a call or job (HEARTBEAT, events of unknown calls…).
     pub fn other_events(&self) -> broadcast::Receiver<Arc<Event>> {
         self.inner.others.subscribe()
+    }
+}
+
+/// Every event of one connection, in wire order, without loss (see
+/// [`EslClient::connect_with_events`]). Ends when the connection does.
+pub struct EventStream {
+    rx: mpsc::Receiver<Vec<Arc<Event>>>,
+    ready: std::vec::IntoIter<Arc<Event>>,
+}
+
+impl EventStream {
+    /// The next event, or `None` once the connection has ended and every
+    /// event read before that has been delivered.
+    pub async fn recv(&mut self) -> Option<Arc<Event>> {
+        loop {
+            if let Some(ev) = self.ready.next() {
+                return Some(ev);
+            }
+            self.ready = self.rx.recv().await?.into_iter();
+        }
     }
 }
 
@@ -334,7 +483,9 @@ pub struct BgJob {
 impl BgJob {
     /// Wait for the BACKGROUND_JOB event and return its body (`+OK …` / `-ERR …`).
     pub async fn result(self) -> Result<String, EslError> {
-        let reason = || EslError::Closed { reason: self.client.close_reason() };
+        let reason = || EslError::Closed {
+            reason: self.client.close_reason(),
+        };
         let ev = self.rx.await.map_err(|_| reason())?;
         Ok(ev.body_text().map(|b| b.into_owned()).unwrap_or_default())
     }
@@ -377,7 +528,10 @@ impl Drop for CallEvents {
         if let Some(inner) = self.inner.upgrade() {
             let mut routes = lock(&inner.routes);
             // Only remove our own route (a re-subscription may have replaced it).
-            if routes.get(&self.uuid).is_some_and(|r| Arc::ptr_eq(&r.lagged, &self.lagged)) {
+            if routes
+                .get(&self.uuid)
+                .is_some_and(|r| Arc::ptr_eq(&r.lagged, &self.lagged))
+            {
                 routes.remove(&self.uuid);
             }
         }
@@ -406,7 +560,9 @@ async fn write_loop(
         let mut failed = None;
         for Request { cmd, reply } in batch {
             if failed.is_some() {
-                let _ = reply.send(Err(EslError::Closed { reason: failed.clone() }));
+                let _ = reply.send(Err(EslError::Closed {
+                    reason: failed.clone(),
+                }));
                 continue;
             }
             lock(&pending).push_back(reply);
@@ -427,7 +583,9 @@ async fn write_loop(
     // Fail requests that were queued but never written.
     rx.close();
     while let Ok(r) = rx.try_recv() {
-        let _ = r.reply.send(Err(EslError::Closed { reason: lock(&inner.close_reason).clone() }));
+        let _ = r.reply.send(Err(EslError::Closed {
+            reason: lock(&inner.close_reason).clone(),
+        }));
     }
 }
 
@@ -440,7 +598,9 @@ fn close(inner: &Inner, pending: &Mutex<VecDeque<ReplySlot>>, reason: String) {
     }
     let reason = lock(&inner.close_reason).clone();
     for slot in lock(pending).drain(..) {
-        let _ = slot.send(Err(EslError::Closed { reason: reason.clone() }));
+        let _ = slot.send(Err(EslError::Closed {
+            reason: reason.clone(),
+        }));
     }
     lock(&inner.routes).clear();
     lock(&inner.jobs).clear();
@@ -454,52 +614,111 @@ fn now_us() -> i64 {
         .unwrap_or(0)
 }
 
+/// Frames handled per wake-up of the reader: enough to amortise the hand-off
+/// to the event stream, small enough to bound a batch's memory.
+const READ_BATCH: usize = 128;
+
 async fn read_loop(
-    mut reader: FramedRead<tokio::net::tcp::OwnedReadHalf, EslCodec>,
+    reader: FramedRead<tokio::net::tcp::OwnedReadHalf, EslCodec>,
     pending: Arc<Mutex<VecDeque<ReplySlot>>>,
     inner: Arc<Inner>,
+    mut firehose: Option<mpsc::Sender<Vec<Arc<Event>>>>,
 ) {
+    // Every frame already decodable is taken in one go, so the event stream
+    // gets one message per socket read rather than a wake-up per event.
+    let mut frames = reader.ready_chunks(READ_BATCH);
     let mut notice: Option<String> = None;
-    let reason = loop {
-        let frame = tokio::select! {
+    let reason = 'conn: loop {
+        let chunk = tokio::select! {
             _ = inner.closed.cancelled() => break "closed by client".to_string(),
-            f = reader.next() => f,
+            c = frames.next() => c,
         };
-        let frame = match frame {
-            None => break notice.take().unwrap_or_else(|| "FreeSWITCH closed the socket".into()),
-            Some(Err(e)) => break format!("protocol error: {e}"),
-            Some(Ok(f)) => f,
+        let Some(chunk) = chunk else {
+            break notice
+                .take()
+                .unwrap_or_else(|| "FreeSWITCH closed the socket".into());
         };
-        inner.stats.frames.fetch_add(1, Ordering::Relaxed);
-        match frame.content_type {
-            ContentType::CommandReply | ContentType::ApiResponse => {
-                let slot = lock(&pending).pop_front();
-                match slot {
-                    Some(s) => {
-                        let _ = s.send(Ok(frame));
+        inner.touch();
+        let mut batch = Vec::with_capacity(if firehose.is_some() { chunk.len() } else { 0 });
+        let mut ended = None;
+        let mut newest = None;
+        for frame in chunk {
+            let frame = match frame {
+                Ok(f) => f,
+                Err(e) => {
+                    ended = Some(format!("protocol error: {e}"));
+                    break;
+                }
+            };
+            inner.stats.frames.fetch_add(1, Ordering::Relaxed);
+            match frame.content_type {
+                ContentType::CommandReply | ContentType::ApiResponse => {
+                    let slot = lock(&pending).pop_front();
+                    match slot {
+                        Some(s) => {
+                            let _ = s.send(Ok(frame));
+                        }
+                        None => {
+                            ended = Some("reply received with no command outstanding".to_string());
+                            break;
+                        }
                     }
-                    None => break "reply received with no command outstanding".to_string(),
                 }
-            }
-            ContentType::EventPlain | ContentType::EventJson | ContentType::EventXml => {
-                let ev = match Event::from_frame(&frame) {
-                    Ok(Some(ev)) => Arc::new(ev),
-                    Ok(None) => continue,
-                    Err(e) => break format!("protocol error: {e}"),
-                };
-                inner.stats.events.fetch_add(1, Ordering::Relaxed);
-                if let Some(ts) = ev.header("Event-Date-Timestamp").and_then(|t| t.parse::<i64>().ok()) {
-                    inner.stats.consumer_lag_us.store(now_us() - ts, Ordering::Relaxed);
+                ContentType::EventPlain | ContentType::EventJson | ContentType::EventXml => {
+                    let ev = match Event::from_frame(&frame) {
+                        Ok(Some(ev)) => Arc::new(ev),
+                        Ok(None) => continue,
+                        Err(e) => {
+                            ended = Some(format!("protocol error: {e}"));
+                            break;
+                        }
+                    };
+                    inner.stats.events.fetch_add(1, Ordering::Relaxed);
+                    newest = Some(ev.clone());
+                    if firehose.is_some() {
+                        batch.push(ev.clone());
+                    }
+                    dispatch(&inner, ev);
                 }
-                dispatch(&inner, ev);
+                ContentType::DisconnectNotice => {
+                    notice = Some(format!(
+                        "FreeSWITCH disconnected: {}",
+                        String::from_utf8_lossy(&frame.body).trim()
+                    ));
+                }
+                ContentType::RudeRejection => {
+                    ended = Some(format!(
+                        "FreeSWITCH rejected the connection: {}",
+                        String::from_utf8_lossy(&frame.body).trim()
+                    ));
+                    break;
+                }
+                _ => {}
             }
-            ContentType::DisconnectNotice => {
-                notice = Some(format!("FreeSWITCH disconnected: {}", String::from_utf8_lossy(&frame.body).trim()));
+        }
+        // Once per read: how far behind FreeSWITCH's clock the newest event is.
+        if let Some(ts) = newest.and_then(|ev| {
+            ev.header("Event-Date-Timestamp")
+                .and_then(|t| t.parse::<i64>().ok())
+        }) {
+            inner
+                .stats
+                .consumer_lag_us
+                .store(now_us() - ts, Ordering::Relaxed);
+        }
+        // Events read before a protocol error are still delivered.
+        if let (Some(tx), false) = (&firehose, batch.is_empty()) {
+            let sent = tokio::select! {
+                _ = inner.closed.cancelled() => break 'conn "closed by client".to_string(),
+                r = tx.send(batch) => r,
+            };
+            if sent.is_err() {
+                // Nobody reads the stream any more; stop feeding it.
+                firehose = None;
             }
-            ContentType::RudeRejection => {
-                break format!("FreeSWITCH rejected the connection: {}", String::from_utf8_lossy(&frame.body).trim());
-            }
-            _ => {}
+        }
+        if let Some(reason) = ended {
+            break reason;
         }
     };
     tracing::debug!(%reason, "ESL connection ended");
@@ -523,7 +742,10 @@ fn dispatch(inner: &Inner, ev: Arc<Event>) {
                 Ok(()) => return,
                 Err(mpsc::error::TrySendError::Full(_)) => {
                     route.lagged.store(true, Ordering::Release);
-                    inner.stats.lagged_subscribers.fetch_add(1, Ordering::Relaxed);
+                    inner
+                        .stats
+                        .lagged_subscribers
+                        .fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(uuid = %uuid, "call event subscriber lagged; dropped");
                     routes.remove(uuid.as_ref());
                 }

@@ -9,9 +9,14 @@ pub mod codec;
 pub mod error;
 pub mod event;
 pub mod headers;
+pub mod supervisor;
 
-pub use client::{BgJob, CallEvents, CallEventsEnd, ClientConfig, ClientStats, EslClient, EventFormat};
+pub use client::{
+    BgJob, CallEvents, CallEventsEnd, ClientConfig, ClientStats, EslClient, EventFormat,
+    EventStream,
+};
 pub use codec::{Command, ContentType, EslCodec, Frame};
 pub use error::{DecodeError, EslError};
 pub use event::Event;
 pub use headers::{Headers, ValueEncoding};
+pub use supervisor::{ConnState, Supervisor, SupervisorConfig};
