@@ -75,6 +75,9 @@ pub struct DemoSummary {
     pub recordings: String,
     pub elapsed_secs: f64,
     pub user_id: String,
+    /// The simulator's originate log (not part of the JSON summary).
+    #[serde(skip)]
+    pub originate_log: Vec<crate::sim::OriginateRecord>,
 }
 
 const SURNAMES: &[&str] = &["王", "李", "张", "刘", "陈", "杨", "黄", "赵", "吴", "周"];
@@ -242,8 +245,17 @@ pub async fn run(opts: &DemoOptions) -> Result<DemoSummary, DemoError> {
     let stats = simulator.stats();
     let log = simulator.originate_log();
     simulator.shutdown().await;
-    let achieved_cps = match (log.first(), log.last()) {
-        (Some(a), Some(b)) if log.len() > 1 && b.at_ms > a.at_ms => (log.len() - 1) as f64 * 1000.0 / (b.at_ms - a.at_ms) as f64,
+    // Pace of the first pass over the list; redials wait for their recycle
+    // interval and would understate the rate the dialer held.
+    let mut first_pass: Vec<i64> = Vec::new();
+    let mut seen_numbers = BTreeSet::new();
+    for r in &log {
+        if seen_numbers.insert(r.number.clone()) {
+            first_pass.push(r.at_ms);
+        }
+    }
+    let achieved_cps = match (first_pass.first(), first_pass.last()) {
+        (Some(a), Some(b)) if first_pass.len() > 1 && b > a => (first_pass.len() - 1) as f64 * 1000.0 / (b - a) as f64,
         _ => 0.0,
     };
     let statuses = store.status_counts(&task_id).await?;
@@ -269,6 +281,7 @@ pub async fn run(opts: &DemoOptions) -> Result<DemoSummary, DemoError> {
         recordings: recordings.display().to_string(),
         elapsed_secs: (started.elapsed().as_secs_f64() * 10.0).round() / 10.0,
         user_id,
+        originate_log: log,
     };
     Ok(summary)
 }
