@@ -658,7 +658,7 @@ async fn originate(st: &Arc<State>, args: &str) -> String {
         return "-ERR CHAN_NOT_IMPLEMENTED\n".into();
     };
     let uuid = o.var("origination_uuid").map(str::to_string).unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    let known = st.cfg.gateways.iter().any(|g| *g == gateway);
+    let known = st.cfg.gateways.contains(&gateway);
     let fate = known.then(|| st.cfg.mix.fate(st.cfg.seed, &number));
     st.originates.fetch_add(1, Ordering::Relaxed);
     lock(&st.log).push(OriginateRecord {
@@ -794,7 +794,7 @@ impl SimCall {
         };
         let h = Hangup {
             cause: cause.into(),
-            q850: if cause == "NORMAL_CLEARING" || cause == "MANAGER_REQUEST" { 16 } else { 16 },
+            q850: 16, // FreeSWITCH reports 16 for kills and internal causes alike
             sip_term_status: None,
             sip_invite_failure: failure,
             disposition: disposition.into(),
