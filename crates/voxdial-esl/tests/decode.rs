@@ -210,6 +210,28 @@ fn huge_header_is_header_too_large() {
 }
 
 #[test]
+fn header_of_exactly_the_limit_passes_however_it_is_chunked() {
+    // Regression (fuzz target `decode`): the limit applies to the block, not
+    // to the block plus the first '\n' of its terminator.
+    for size in [62usize, 63, 64, 65] {
+        let mut data = b"Content-Type: api/response\nX: ".to_vec();
+        data.resize(size, b'v');
+        data.extend_from_slice(b"\n\n");
+        for chunk in [1, 2, 3, data.len()] {
+            let got = first_error(&data, EslCodec::new(64, 1024), chunk);
+            if size <= 64 {
+                assert!(got.is_none(), "size {size}, chunk {chunk}: {got:?}");
+            } else {
+                assert!(
+                    matches!(got, Some(DecodeError::HeaderTooLarge { .. })),
+                    "size {size}, chunk {chunk}: {got:?}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
 fn bad_content_length_is_named() {
     for bad in ["-4", "12x", "", "99999999999999999999999", "0x10"] {
         let data = format!("Content-Type: api/response\nContent-Length: {bad}\n\n");
