@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::dialer::compliance::ComplianceConfig;
 use crate::dialer::DialerConfig;
 use crate::finalize::status::StatusRules;
 use crate::finalize::RecyclePolicy;
@@ -74,6 +75,7 @@ pub struct Config {
     /// Absent: API-only node (no dialing).
     pub freeswitch: Option<FreeswitchConfig>,
     pub dialer: DialerConfig,
+    pub compliance: ComplianceConfig,
     pub recycle: RecyclePolicy,
     pub status_rules: StatusRules,
     pub log: LogConfig,
@@ -134,6 +136,9 @@ impl Config {
                 return Err(ConfigError::Invalid("[freeswitch] host is empty".into()));
             }
         }
+        self.compliance
+            .hours()
+            .map_err(|e| ConfigError::Invalid(format!("[compliance] calling_hours / timezone: {e}")))?;
         if self.dialer.claim_batch < 1 {
             return Err(ConfigError::Invalid("[dialer] claim_batch must be ≥ 1".into()));
         }

@@ -226,6 +226,8 @@ pub async fn run(opts: &DemoOptions) -> Result<DemoSummary, DemoError> {
         esl: esl.clone(),
         finalizer,
         cfg: cfg.dialer.clone(),
+        compliance: Arc::new(cfg.compliance.clone()),
+        dial_gate: Arc::new(tokio::sync::Mutex::new(())),
         default_gateway: fs.gateway.clone(),
         progress: progress.clone(),
         cancel: cancel.clone(),

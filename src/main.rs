@@ -167,7 +167,14 @@ async fn serve(cfg: Config) -> Result<()> {
         .with_context(|| format!("connecting to FreeSWITCH at {}:{}", fs.host, fs.port))?;
     let cancel = CancellationToken::new();
     let finalizer = Finalizer::start(store.clone(), cfg.status_rules.clone(), cfg.recycle.clone(), cancel.clone());
+    let compliance = Arc::new(cfg.compliance.clone());
+    let dial_gate = Arc::new(tokio::sync::Mutex::new(()));
+    // Attempts a previous process left open are settled before any new dial.
+    let rec = voxdial::dialer::reconcile::reconcile(&store, &esl, &finalizer, &cfg.dialer.node_id).await?;
+    let released = store.release_node_claims(&cfg.dialer.node_id).await?;
+    tracing::info!(adopted = rec.adopted, ended = rec.ended, released, "reconciliation done");
     let mut running: HashMap<String, tokio::task::JoinHandle<()>> = HashMap::new();
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tracing::info!("voxdial serving; ESL {}:{}", fs.host, fs.port);
     loop {
         running.retain(|_, h| !h.is_finished());
@@ -184,6 +191,8 @@ async fn serve(cfg: Config) -> Result<()> {
                 esl: esl.clone(),
                 finalizer: finalizer.clone(),
                 cfg: cfg.dialer.clone(),
+                compliance: compliance.clone(),
+                dial_gate: dial_gate.clone(),
                 default_gateway: fs.gateway.clone(),
                 progress: Arc::new(Progress::default()),
                 cancel: cancel.child_token(),
@@ -201,6 +210,7 @@ async fn serve(cfg: Config) -> Result<()> {
         }
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break,
+            _ = sigterm.recv() => break,
             _ = esl.closed() => bail!("FreeSWITCH connection lost: {}", esl.close_reason().unwrap_or_default()),
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
         }

@@ -3,6 +3,9 @@
 //! originate, and spawns one call actor per attempt.
 
 pub mod call;
+pub mod compliance;
+pub mod reconcile;
+pub mod window;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -16,6 +19,8 @@ use tokio_util::sync::CancellationToken;
 use voxdial_esl::EslClient;
 
 use crate::finalize::Finalizer;
+
+use self::compliance::ComplianceConfig;
 use crate::store::{Claimed, Store, StoreError, Task};
 
 /// Dialer settings (the `[dialer]` config section).
@@ -57,6 +62,8 @@ pub enum DialerError {
     Store(#[from] StoreError),
     #[error("task {task}: invalid configuration: {reason}")]
     InvalidTask { task: String, reason: String },
+    #[error("FreeSWITCH: {0}")]
+    Esl(String),
 }
 
 /// Live counters of a running task, for progress bars and status.
@@ -80,7 +87,20 @@ pub struct Pacer {
 
 impl Pacer {
     pub fn new(cps: f64) -> Pacer {
-        Pacer { interval: Duration::from_secs_f64(1.0 / cps.max(0.001)), next: Instant::now() }
+        Pacer { interval: Self::interval_of(cps), next: Instant::now() }
+    }
+
+    fn interval_of(cps: f64) -> Duration {
+        Duration::from_secs_f64(1.0 / cps.clamp(0.001, 1_000_000.0))
+    }
+
+    /// Change the rate; the next slot keeps its place.
+    pub fn set_rate(&mut self, cps: f64) {
+        self.interval = Self::interval_of(cps);
+    }
+
+    pub fn interval(&self) -> Duration {
+        self.interval
     }
 
     pub async fn wait(&mut self) {
@@ -89,6 +109,64 @@ impl Pacer {
             tokio::time::sleep_until(self.next).await;
         }
         self.next = self.next.max(Instant::now()) + self.interval;
+    }
+}
+
+/// Backs pacing off when FreeSWITCH refuses originates for overload
+/// (session limit → `DESTINATION_OUT_OF_ORDER` with no channel, storms of
+/// `NORMAL_TEMPORARY_FAILURE`) and recovers once they stop.
+#[derive(Debug)]
+pub struct Backoff {
+    factor: f64,
+    recent: VecDeque<(Instant, bool)>,
+    last_overload: Option<Instant>,
+    last_step: Instant,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff { factor: 1.0, recent: VecDeque::new(), last_overload: None, last_step: Instant::now() }
+    }
+}
+
+impl Backoff {
+    /// Fraction of the configured rate to use (0.05 ..= 1).
+    pub fn factor(&self) -> f64 {
+        self.factor
+    }
+
+    /// Record an originate outcome; returns true when the factor changed.
+    pub fn record(&mut self, overload: bool) -> bool {
+        let now = Instant::now();
+        self.recent.push_back((now, overload));
+        while self.recent.len() > 50 || self.recent.front().is_some_and(|(t, _)| now.duration_since(*t) > Duration::from_secs(10)) {
+            self.recent.pop_front();
+        }
+        if !overload {
+            return false;
+        }
+        self.last_overload = Some(now);
+        let bad = self.recent.iter().filter(|(_, o)| *o).count();
+        if bad >= 3 && bad * 5 >= self.recent.len() && now.duration_since(self.last_step) >= Duration::from_millis(500) {
+            self.factor = (self.factor / 2.0).max(0.05);
+            self.last_step = now;
+            return true;
+        }
+        false
+    }
+
+    /// Called periodically: recover 20 % per second once overloads stopped.
+    pub fn tick(&mut self) -> bool {
+        let now = Instant::now();
+        if self.factor < 1.0
+            && self.last_overload.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(5))
+            && now.duration_since(self.last_step) >= Duration::from_secs(1)
+        {
+            self.factor = (self.factor * 1.2).min(1.0);
+            self.last_step = now;
+            return true;
+        }
+        false
     }
 }
 
@@ -147,6 +225,10 @@ pub struct TaskRunner {
     pub esl: EslClient,
     pub finalizer: Finalizer,
     pub cfg: DialerConfig,
+    pub compliance: Arc<ComplianceConfig>,
+    /// Serializes compliance check + ledger write across the node's tasks, so
+    /// two tasks cannot both pass the per-callee limit for one number.
+    pub dial_gate: Arc<tokio::sync::Mutex<()>>,
     pub default_gateway: String,
     pub progress: Arc<Progress>,
     pub cancel: CancellationToken,
@@ -162,26 +244,122 @@ pub enum RunEnd {
     Cancelled,
 }
 
+/// How one attempt ended, as the runner needs it for back-pressure.
+#[derive(Debug, Clone, Copy)]
+struct Ended {
+    overload: bool,
+}
+
+fn is_overload(facts: &crate::finalize::status::HangupFacts) -> bool {
+    let refused_locally = facts.hangup_cause.is_none()
+        && matches!(facts.originate_error.as_deref(), Some("DESTINATION_OUT_OF_ORDER") | Some("SYSTEM_SHUTDOWN"));
+    refused_locally || facts.hangup_cause.as_deref() == Some("NORMAL_TEMPORARY_FAILURE") && facts.sip_term_status.is_none()
+}
+
 impl TaskRunner {
+    /// The pacing rate: `call_per_second`, or slower when `call_pause_second`
+    /// asks for a longer gap between two originates.
+    fn rate(task: &Task) -> f64 {
+        let cps = task.call_per_second.max(0.001);
+        if task.call_pause_second > 0 {
+            cps.min(1.0 / task.call_pause_second as f64)
+        } else {
+            cps
+        }
+    }
+
+    async fn windows(&self, task_id: &str) -> Result<Vec<window::DialWindow>, DialerError> {
+        let mut w = Vec::new();
+        if let Some(spec) = self.store.task_dial_window(task_id).await? {
+            w.push(window::DialWindow::new(&spec).map_err(|e| DialerError::InvalidTask {
+                task: task_id.to_string(),
+                reason: format!("dial time group: {e}"),
+            })?);
+        }
+        if let Some(h) = self.compliance.hours().map_err(|e| DialerError::InvalidTask {
+            task: task_id.to_string(),
+            reason: format!("[compliance] calling_hours: {e}"),
+        })? {
+            w.push(h);
+        }
+        Ok(w)
+    }
+
     pub async fn run(&self, task_id: &str) -> Result<RunEnd, DialerError> {
-        let task = self.store.load_task(task_id).await?;
+        let mut task = self.store.load_task(task_id).await?;
         let script = Arc::new(self.store.load_script(task.group_id).await?);
-        let sem = Arc::new(Semaphore::new(task.maximumcall.max(1) as usize));
-        let mut pacer = Pacer::new(task.call_per_second);
+        let mut windows = self.windows(task_id).await?;
+        let mut max_calls = task.maximumcall.max(1);
+        let sem = Arc::new(Semaphore::new(max_calls as usize));
+        let mut pacer = Pacer::new(Self::rate(&task));
+        let mut backoff = Backoff::default();
+        let (ended_tx, mut ended_rx) = tokio::sync::mpsc::unbounded_channel::<Ended>();
         let mut queue: VecDeque<Claimed> = VecDeque::new();
         let mut calls: JoinSet<()> = JoinSet::new();
         let mut last_check = Instant::now();
+        let mut window_closed_logged = false;
         let end = loop {
             while calls.try_join_next().is_some() {}
+            let mut rate_changed = false;
+            while let Ok(e) = ended_rx.try_recv() {
+                rate_changed |= backoff.record(e.overload);
+            }
+            rate_changed |= backoff.tick();
+            if rate_changed {
+                let cps = Self::rate(&task) * backoff.factor();
+                pacer.set_rate(cps);
+                if backoff.factor() < 1.0 {
+                    tracing::warn!(task = %task_id, cps, factor = backoff.factor(), "FreeSWITCH refuses originates for overload; pacing backed off");
+                } else {
+                    tracing::info!(task = %task_id, cps, "originate errors stopped; pacing recovered");
+                }
+            }
             if self.cancel.is_cancelled() {
                 break RunEnd::Cancelled;
             }
+            // Task control and edits take effect within a second.
             if last_check.elapsed() >= Duration::from_secs(1) {
                 last_check = Instant::now();
-                if self.store.load_task(task_id).await?.start != 1 {
+                let fresh = self.store.load_task(task_id).await?;
+                if fresh.start != 1 {
                     break RunEnd::Paused;
                 }
+                if fresh.maximumcall.max(1) != max_calls {
+                    let new = fresh.maximumcall.max(1);
+                    if new > max_calls {
+                        sem.add_permits((new - max_calls) as usize);
+                    } else {
+                        let (sem2, n) = (sem.clone(), (max_calls - new) as u32);
+                        tokio::spawn(async move {
+                            if let Ok(p) = sem2.acquire_many_owned(n).await {
+                                p.forget();
+                            }
+                        });
+                    }
+                    max_calls = new;
+                }
+                if (Self::rate(&fresh) - Self::rate(&task)).abs() > f64::EPSILON {
+                    pacer.set_rate(Self::rate(&fresh) * backoff.factor());
+                }
+                task = fresh;
+                windows = self.windows(task_id).await?;
             }
+            let now = chrono::Utc::now();
+            if let Some(closed) = windows.iter().find(|w| !w.is_open(now)) {
+                if !window_closed_logged {
+                    tracing::info!(task = %task_id, next_open = ?closed.next_open(now), "outside the dial window; live calls continue");
+                    window_closed_logged = true;
+                    for n in queue.drain(..) {
+                        self.store.release_claim(n.id).await?;
+                    }
+                }
+                tokio::select! {
+                    _ = self.cancel.cancelled() => {}
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                }
+                continue;
+            }
+            window_closed_logged = false;
             if queue.is_empty() {
                 let claimed = self.store.claim_numbers(task_id, &self.cfg.node_id, self.cfg.claim_batch, self.cfg.lease_secs).await?;
                 if claimed.is_empty() {
@@ -213,11 +391,31 @@ impl TaskRunner {
             }
             let uuid = uuid::Uuid::new_v4().to_string();
             let attempt = num.attempts + 1;
+            {
+                // Check and ledger write under one lock: the ledger row is what
+                // the next check counts.
+                let _g = self.dial_gate.lock().await;
+                match compliance::check(&self.store, &self.compliance, &num.number, chrono::Utc::now()).await? {
+                    compliance::Verdict::Allow => {}
+                    compliance::Verdict::Defer { until, rule, reason } => {
+                        let until = compliance::fmt_local(until);
+                        self.store.record_blocked(task_id, num.id, &num.number, rule, &reason, Some(&until)).await?;
+                        self.store.defer_number(num.id, &until).await?;
+                        continue;
+                    }
+                    compliance::Verdict::Block { rule, reason } => {
+                        self.store.record_blocked(task_id, num.id, &num.number, rule, &reason, None).await?;
+                        self.store.mark_blacklisted(num.id).await?;
+                        self.progress.blacklisted.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                }
+                // Durable before the originate leaves: after a crash the
+                // ledger says which attempts may be live.
+                self.store.ledger_begin(task_id, num.id, &num.number, attempt, &uuid, &self.cfg.node_id).await?;
+            }
             let rec = record_path(&self.cfg.recordings_root, &num.number, task.group_id, &uuid);
             let originate = originate_command(&task, &num.number, &uuid, &rec, &self.default_gateway);
-            // Durable before the originate leaves: after a crash the ledger
-            // says which attempts may be live.
-            self.store.ledger_begin(task_id, num.id, &num.number, attempt, &uuid, &self.cfg.node_id).await?;
             let plan = call::CallPlan {
                 uuid,
                 originate: originate.trim_start_matches("originate ").to_string(),
@@ -240,8 +438,10 @@ impl TaskRunner {
             let script = script.clone();
             let fin = self.finalizer.clone();
             let progress = self.progress.clone();
+            let ended = ended_tx.clone();
             calls.spawn(async move {
                 let result = call::run(esl, script, plan).await;
+                let _ = ended.send(Ended { overload: is_overload(&result.facts) });
                 match fin.finalize(result).await {
                     Ok(w) => {
                         if w.record {

@@ -50,6 +50,9 @@ pub struct CallResult {
     pub hangup_ms: i64,
     pub record_file: Option<String>,
     pub dialogue: Option<(Summary, Vec<Detail>)>,
+    /// Finalized by crash reconciliation: if it was not answered, its outcome
+    /// is unknown, so it becomes call loss (12) and is never redialled.
+    pub reconciled: bool,
 }
 
 /// What was written.
@@ -69,10 +72,16 @@ fn fmt_ms(ms: i64) -> String {
 
 /// Build the rows of one call. Pure: the mapping is testable without a DB.
 pub fn build(r: &CallResult, rules: &StatusRules, recycle: &RecyclePolicy) -> CallWrite {
-    let outcome = classify(&r.facts, rules);
+    let mut outcome = classify(&r.facts, rules);
     let answered = r.facts.answered && r.answered_ms.is_some();
+    if r.reconciled && !answered {
+        outcome.status = NumberStatus::CallLoss;
+        outcome.call_status = "reconciled after restart".into();
+        outcome.rule = "reconciled".into();
+    }
     let status = outcome.status;
     let redial = !answered
+        && !r.reconciled
         && recycle.statuses.contains(&status.code())
         && r.attempt <= r.recycle_limit;
     let record = if answered {
