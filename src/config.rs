@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::dialer::compliance::ComplianceConfig;
+use crate::dialer::line::LineConfig;
 use crate::dialer::DialerConfig;
 use crate::finalize::status::StatusRules;
 use crate::finalize::RecyclePolicy;
@@ -76,6 +77,8 @@ pub struct Config {
     pub freeswitch: Option<FreeswitchConfig>,
     pub dialer: DialerConfig,
     pub compliance: ComplianceConfig,
+    /// Shared caps per gateway: `[[lines]] name = "carrier1", cps = 30, max_concurrent = 100`.
+    pub lines: Vec<LineConfig>,
     pub recycle: RecyclePolicy,
     pub status_rules: StatusRules,
     pub log: LogConfig,
@@ -139,6 +142,11 @@ impl Config {
         self.compliance
             .hours()
             .map_err(|e| ConfigError::Invalid(format!("[compliance] calling_hours / timezone: {e}")))?;
+        for l in &self.lines {
+            if !(l.cps > 0.0) || l.max_concurrent < 1 {
+                return Err(ConfigError::Invalid(format!("[[lines]] {}: cps must be > 0 and max_concurrent ≥ 1", l.name)));
+            }
+        }
         if self.dialer.claim_batch < 1 {
             return Err(ConfigError::Invalid("[dialer] claim_batch must be ≥ 1".into()));
         }

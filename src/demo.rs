@@ -221,6 +221,7 @@ pub async fn run(opts: &DemoOptions) -> Result<DemoSummary, DemoError> {
     let cancel = CancellationToken::new();
     let finalizer = Finalizer::start(store.clone(), cfg.status_rules.clone(), cfg.recycle.clone(), cancel.clone());
     let progress = Arc::new(Progress::default());
+    let lines = crate::dialer::line::Lines::start(&cfg.lines);
     let runner = TaskRunner {
         store: store.clone(),
         esl: esl.clone(),
@@ -229,6 +230,7 @@ pub async fn run(opts: &DemoOptions) -> Result<DemoSummary, DemoError> {
         compliance: Arc::new(cfg.compliance.clone()),
         dial_gate: Arc::new(tokio::sync::Mutex::new(())),
         default_gateway: fs.gateway.clone(),
+        lines: lines.clone(),
         progress: progress.clone(),
         cancel: cancel.clone(),
     };

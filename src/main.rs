@@ -169,6 +169,7 @@ async fn serve(cfg: Config) -> Result<()> {
     let finalizer = Finalizer::start(store.clone(), cfg.status_rules.clone(), cfg.recycle.clone(), cancel.clone());
     let compliance = Arc::new(cfg.compliance.clone());
     let dial_gate = Arc::new(tokio::sync::Mutex::new(()));
+    let lines = voxdial::dialer::line::Lines::start(&cfg.lines);
     // Attempts a previous process left open are settled before any new dial.
     let rec = voxdial::dialer::reconcile::reconcile(&store, &esl, &finalizer, &cfg.dialer.node_id).await?;
     let released = store.release_node_claims(&cfg.dialer.node_id).await?;
@@ -194,6 +195,7 @@ async fn serve(cfg: Config) -> Result<()> {
                 compliance: compliance.clone(),
                 dial_gate: dial_gate.clone(),
                 default_gateway: fs.gateway.clone(),
+                lines: lines.clone(),
                 progress: Arc::new(Progress::default()),
                 cancel: cancel.child_token(),
             };

@@ -177,3 +177,30 @@ async fn overload_refusals_slow_the_dialer_down() {
     let _ = rig.esl.api("hupall").await;
     let _ = tokio::time::timeout(Duration::from_secs(20), h).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_on_one_line_share_its_caps_by_priority() {
+    let mut rig = Rig::new(mix(Fate::Busy), 10.0).await;
+    rig.lines = vec![voxdial::dialer::line::LineConfig { name: "voxdial-sim".into(), cps: 10.0, max_concurrent: 3 }];
+    let a_nums = rig.numbers(15, 0);
+    let b_nums = rig.numbers(15, 100);
+    let a = rig.task(&a_nums, 50, 50.0, 0).await;
+    let b = rig.task(&b_nums, 50, 50.0, 0).await;
+    sqlx::query(rig.store.sql("UPDATE autodialer_task SET is_top = 1 WHERE uuid = ?"))
+        .bind(&a)
+        .execute(rig.store.pool())
+        .await
+        .expect("top");
+    // One node: both runners share the node's line gates.
+    let (ra, _c1, _p1) = rig.runner(no_limits(), no_recycle());
+    let rb = voxdial::dialer::TaskRunner { lines: ra.lines.clone(), ..rig.runner(no_limits(), no_recycle()).0 };
+    let (ea, eb) = tokio::join!(ra.run(&a), rb.run(&b));
+    assert_eq!((ea.expect("a"), eb.expect("b")), (RunEnd::Completed, RunEnd::Completed));
+    let log = rig.sim.originate_log();
+    assert_eq!(log.len(), 30);
+    let span = (log[29].at_ms - log[0].at_ms) as f64 / 1000.0;
+    assert!(29.0 / span <= 10.5, "line rate {:.2} cps above its cap of 10", 29.0 / span);
+    assert!(rig.sim.stats().max_concurrent <= 3, "line concurrency cap");
+    let first_a = log.iter().take(15).filter(|r| a_nums.contains(&r.number)).count();
+    assert!(first_a >= 12, "the is_top task goes first: {first_a} of the first 15");
+}

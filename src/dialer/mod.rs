@@ -4,6 +4,7 @@
 
 pub mod call;
 pub mod compliance;
+pub mod line;
 pub mod reconcile;
 pub mod window;
 
@@ -230,6 +231,8 @@ pub struct TaskRunner {
     /// two tasks cannot both pass the per-callee limit for one number.
     pub dial_gate: Arc<tokio::sync::Mutex<()>>,
     pub default_gateway: String,
+    /// Shared per-gateway caps (`[[lines]]`).
+    pub lines: line::Lines,
     pub progress: Arc<Progress>,
     pub cancel: CancellationToken,
 }
@@ -391,6 +394,16 @@ impl TaskRunner {
             }
             let uuid = uuid::Uuid::new_v4().to_string();
             let attempt = num.attempts + 1;
+            let rec = record_path(&self.cfg.recordings_root, &num.number, task.group_id, &uuid);
+            let originate = originate_command(&task, &num.number, &uuid, &rec, &self.default_gateway);
+            // A shared line's cap and pace, granted by priority among tasks.
+            let line_permit = match self.lines.for_dial_string(&originate) {
+                Some(gate) => tokio::select! {
+                    _ = self.cancel.cancelled() => { queue.push_front(num); continue; }
+                    p = gate.acquire(line::priority(task.is_top, task.sort)) => p,
+                },
+                None => None,
+            };
             {
                 // Check and ledger write under one lock: the ledger row is what
                 // the next check counts.
@@ -414,8 +427,6 @@ impl TaskRunner {
                 // ledger says which attempts may be live.
                 self.store.ledger_begin(task_id, num.id, &num.number, attempt, &uuid, &self.cfg.node_id).await?;
             }
-            let rec = record_path(&self.cfg.recordings_root, &num.number, task.group_id, &uuid);
-            let originate = originate_command(&task, &num.number, &uuid, &rec, &self.default_gateway);
             let plan = call::CallPlan {
                 uuid,
                 originate: originate.trim_start_matches("originate ").to_string(),
@@ -452,6 +463,7 @@ impl TaskRunner {
                 }
                 progress.in_flight.fetch_sub(1, Ordering::Relaxed);
                 progress.finished.fetch_add(1, Ordering::Relaxed);
+                drop(line_permit);
                 drop(permit);
             });
         };

@@ -24,6 +24,7 @@ pub struct Rig {
     pub dir: tempfile::TempDir,
     pub group: i64,
     pub db_url: String,
+    pub lines: Vec<voxdial::dialer::line::LineConfig>,
 }
 
 pub fn mix(f: Fate) -> FateMix {
@@ -39,7 +40,7 @@ impl Rig {
         store.ensure_user(USER, "test").await.expect("user");
         let group = store.save_script(USER, &Script::from_json(SAMPLE_SCRIPT).expect("script")).await.expect("save");
         let esl = EslClient::connect(ClientConfig::new(sim.addr().to_string(), "ClueCon")).await.expect("esl");
-        Rig { sim, store, esl, dir, group, db_url }
+        Rig { sim, store, esl, dir, group, db_url, lines: vec![] }
     }
 
     pub fn numbers(&self, n: usize, offset: usize) -> Vec<String> {
@@ -91,6 +92,7 @@ impl Rig {
             compliance: Arc::new(compliance),
             dial_gate: Arc::new(tokio::sync::Mutex::new(())),
             default_gateway: "voxdial-sim".into(),
+            lines: voxdial::dialer::line::Lines::start(&self.lines),
             progress: progress.clone(),
             cancel: cancel.clone(),
         };

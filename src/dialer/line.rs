@@ -1,0 +1,187 @@
+//! Shared limits of a carrier line (gateway or caller line): several tasks
+//! dialling through one line share its CPS and concurrency caps. One actor
+//! per line owns the pacing and the live count and grants permits to waiting
+//! tasks in priority order (`is_top`, then `sort`), first come first served
+//! within a priority, so equal tasks interleave.
+
+use std::cmp::Ordering as CmpOrdering;
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot, Notify};
+
+use super::Pacer;
+
+/// `[[lines]]` in the config.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LineConfig {
+    /// The gateway name as in `sofia/gateway/<name>/…`.
+    pub name: String,
+    pub cps: f64,
+    pub max_concurrent: i64,
+}
+
+struct Request {
+    priority: i64,
+    seq: u64,
+    reply: oneshot::Sender<LinePermit>,
+}
+
+impl PartialEq for Request {
+    fn eq(&self, o: &Self) -> bool {
+        self.priority == o.priority && self.seq == o.seq
+    }
+}
+impl Eq for Request {}
+impl PartialOrd for Request {
+    fn partial_cmp(&self, o: &Self) -> Option<CmpOrdering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Request {
+    fn cmp(&self, o: &Self) -> CmpOrdering {
+        // Max-heap: higher priority first, then the earlier request.
+        self.priority.cmp(&o.priority).then_with(|| o.seq.cmp(&self.seq))
+    }
+}
+
+struct Shared {
+    live: AtomicI64,
+    freed: Notify,
+}
+
+/// Held for the life of a call on the line.
+pub struct LinePermit {
+    shared: Arc<Shared>,
+}
+
+impl Drop for LinePermit {
+    fn drop(&mut self) {
+        self.shared.live.fetch_sub(1, Ordering::AcqRel);
+        self.shared.freed.notify_one();
+    }
+}
+
+/// Handle to one line's actor.
+#[derive(Clone)]
+pub struct LineGate {
+    tx: mpsc::UnboundedSender<Request>,
+    seq: Arc<AtomicI64>,
+    shared: Arc<Shared>,
+}
+
+impl LineGate {
+    pub fn start(cfg: LineConfig) -> LineGate {
+        let (tx, mut rx) = mpsc::unbounded_channel::<Request>();
+        let shared = Arc::new(Shared { live: AtomicI64::new(0), freed: Notify::new() });
+        let sh = shared.clone();
+        tokio::spawn(async move {
+            let mut heap: BinaryHeap<Request> = BinaryHeap::new();
+            let mut pacer = Pacer::new(cfg.cps);
+            let max = cfg.max_concurrent.max(1);
+            loop {
+                if heap.is_empty() {
+                    match rx.recv().await {
+                        Some(r) => heap.push(r),
+                        None => break,
+                    }
+                }
+                while let Ok(r) = rx.try_recv() {
+                    heap.push(r);
+                }
+                if sh.live.load(Ordering::Acquire) >= max {
+                    tokio::select! {
+                        _ = sh.freed.notified() => {}
+                        r = rx.recv() => match r { Some(r) => heap.push(r), None => break },
+                    }
+                    continue;
+                }
+                pacer.wait().await;
+                // Requests that arrived while pacing compete for this slot too.
+                while let Ok(r) = rx.try_recv() {
+                    heap.push(r);
+                }
+                while let Some(r) = heap.pop() {
+                    if r.reply.is_closed() {
+                        continue;
+                    }
+                    sh.live.fetch_add(1, Ordering::AcqRel);
+                    let permit = LinePermit { shared: sh.clone() };
+                    if r.reply.send(permit).is_ok() {
+                        break;
+                    }
+                }
+            }
+        });
+        LineGate { tx, seq: Arc::new(AtomicI64::new(0)), shared }
+    }
+
+    /// Wait for a slot on the line.
+    pub async fn acquire(&self, priority: i64) -> Option<LinePermit> {
+        let (reply, rx) = oneshot::channel();
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed) as u64;
+        self.tx.send(Request { priority, seq, reply }).ok()?;
+        rx.await.ok()
+    }
+
+    /// Calls currently holding a permit.
+    pub fn live(&self) -> i64 {
+        self.shared.live.load(Ordering::Acquire)
+    }
+}
+
+/// Every configured line, by gateway name.
+#[derive(Clone, Default)]
+pub struct Lines {
+    gates: HashMap<String, LineGate>,
+}
+
+impl Lines {
+    pub fn start(cfgs: &[LineConfig]) -> Lines {
+        Lines { gates: cfgs.iter().map(|c| (c.name.clone(), LineGate::start(c.clone()))).collect() }
+    }
+
+    /// The gate of the gateway a dial string goes through, if it is limited.
+    pub fn for_dial_string(&self, url: &str) -> Option<&LineGate> {
+        let rest = url.split("sofia/gateway/").nth(1)?;
+        let name = rest.split('/').next()?;
+        self.gates.get(name)
+    }
+}
+
+/// A task's priority on shared lines: `is_top` first, then `sort`.
+pub fn priority(is_top: i64, sort: i64) -> i64 {
+    is_top.saturating_mul(1_000_000).saturating_add(sort)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn higher_priority_waiters_go_first_and_the_cap_holds() {
+        let gate = LineGate::start(LineConfig { name: "gw".into(), cps: 10.0, max_concurrent: 2 });
+        let a = gate.acquire(0).await.expect("permit");
+        let b = gate.acquire(0).await.expect("permit");
+        assert_eq!(gate.live(), 2);
+        let g2 = gate.clone();
+        let low = tokio::spawn(async move { g2.acquire(1).await.map(|_| "low") });
+        tokio::task::yield_now().await;
+        let g3 = gate.clone();
+        let high = tokio::spawn(async move { g3.acquire(5).await.map(|_| "high") });
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        assert!(!low.is_finished() && !high.is_finished(), "cap of 2 holds");
+        drop(a);
+        let first = tokio::select! { r = high => r.expect("join"), r = low => r.expect("join") };
+        assert_eq!(first, Some("high"));
+        drop(b);
+    }
+
+    #[test]
+    fn gateway_of_a_dial_string() {
+        let lines = Lines::start(&[]);
+        assert!(lines.for_dial_string("{a=b}sofia/gateway/gw1/138").is_none());
+    }
+}
