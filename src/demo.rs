@@ -213,6 +213,8 @@ pub async fn run(opts: &DemoOptions) -> Result<DemoSummary, DemoError> {
         "DETECTED_SPEECH",
         "BACKGROUND_JOB",
         "HEARTBEAT",
+        "CUSTOM",
+        "voxdial::asr",
     ]
     .iter()
     .map(|s| s.to_string())

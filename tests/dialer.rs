@@ -204,3 +204,26 @@ async fn tasks_on_one_line_share_its_caps_by_priority() {
     let first_a = log.iter().take(15).filter(|r| a_nums.contains(&r.number)).count();
     assert!(first_a >= 12, "the is_top task goes first: {first_a} of the first 15");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn speech_over_an_asr_module_custom_event_drives_the_dialogue() {
+    let rig = Rig::with(voxdial::sim::SimConfig {
+        mix: mix(Fate::Answer(Persona::Interested)),
+        time_scale: 10.0,
+        asr: voxdial::sim::SimAsr::Custom("voxdial::asr".into()),
+        ..voxdial::sim::SimConfig::default()
+    })
+    .await;
+    let nums = rig.numbers(3, 0);
+    let task = rig.task(&nums, 5, 20.0, 0).await;
+    let (runner, _c, _p) = rig.runner(no_limits(), no_recycle());
+    assert_eq!(runner.run(&task).await.expect("run"), RunEnd::Completed);
+    let levels = rig.store.level_counts(&task).await.expect("levels");
+    assert_eq!(levels.get("A级(有明确意向)"), Some(&3), "interested callees heard through CUSTOM events: {levels:?}");
+    let asr_rows = rig
+        .store
+        .count("SELECT COUNT(*) FROM record_details WHERE task_id = ? AND notify = 'asrmessage_notify'", &task)
+        .await
+        .expect("rows");
+    assert!(asr_rows >= 9, "three turns per call recorded ({asr_rows})");
+}

@@ -134,7 +134,11 @@ async fn main() -> Result<()> {
         samples.push((start.elapsed().as_secs_f64(), progress.originated.load(Ordering::Relaxed)));
     }
     cancel.cancel();
-    let _ = tokio::time::timeout(Duration::from_secs(120), run).await;
+    match tokio::time::timeout(Duration::from_secs(120), run).await {
+        Ok(Ok(Ok(end))) => println!("runner ended: {end:?}"),
+        Ok(Ok(Err(e))) => println!("runner failed: {e}"),
+        other => println!("runner did not stop cleanly: {other:?}"),
+    }
     let cpu = cpu_secs() - cpu0;
     let status = probe.api("status").await.unwrap_or_default();
     let peak: i64 = status

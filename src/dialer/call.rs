@@ -31,6 +31,8 @@ pub struct CallPlan {
     pub tts_prefix: String,
     /// Give up waiting for the hangup this long after the originate.
     pub max_call: Duration,
+    /// `Event-Subclass` of the ASR module's CUSTOM events.
+    pub asr_subclass: String,
 }
 
 fn now_ms() -> i64 {
@@ -157,7 +159,13 @@ pub async fn run(esl: EslClient, script: Arc<Script>, plan: CallPlan) -> CallRes
                     }
                 };
                 saw_channel = true;
-                let name = ev.name().map(|n| n.into_owned()).unwrap_or_default();
+                // Events queued to a session (ASR modules, sendevent with a
+                // Unique-ID) carry Event-Subclass but no Event-Name.
+                let name = ev
+                    .name()
+                    .map(|n| n.into_owned())
+                    .or_else(|| ev.subclass().map(|_| "CUSTOM".to_string()))
+                    .unwrap_or_default();
                 match name.as_str() {
                     "CHANNEL_ANSWER" => {
                         answered = true;
@@ -182,6 +190,7 @@ pub async fn run(esl: EslClient, script: Arc<Script>, plan: CallPlan) -> CallRes
                             }
                         }
                     }
+                    "CUSTOM" if ev.subclass().as_deref() != Some(plan.asr_subclass.as_str()) => {}
                     "DETECTED_SPEECH" | "CUSTOM" => {
                         let kind = ev.header("Speech-Type").map(|s| s.into_owned()).unwrap_or_else(|| "detected-speech".into());
                         match (kind.as_str(), dialogue.as_mut()) {

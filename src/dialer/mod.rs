@@ -41,6 +41,9 @@ pub struct DialerConfig {
     pub recordings_root: String,
     /// Longest call before voxdial hangs it up itself.
     pub max_call_secs: u64,
+    /// `Event-Subclass` of the ASR module's CUSTOM events (headers
+    /// `Speech-Type`, `ASR-Text` or `ASR-Response`), besides DETECTED_SPEECH.
+    pub asr_subclass: String,
 }
 
 impl Default for DialerConfig {
@@ -53,6 +56,7 @@ impl Default for DialerConfig {
             tts_prefix: "speak:tts_commandline|default|".into(),
             recordings_root: "/var/lib/voxdial/recordings".into(),
             max_call_secs: 600,
+            asr_subclass: "voxdial::asr".into(),
         }
     }
 }
@@ -364,7 +368,16 @@ impl TaskRunner {
             }
             window_closed_logged = false;
             if queue.is_empty() {
-                let claimed = self.store.claim_numbers(task_id, &self.cfg.node_id, self.cfg.claim_batch, self.cfg.lease_secs).await?;
+                let claimed = match self.store.claim_numbers(task_id, &self.cfg.node_id, self.cfg.claim_batch, self.cfg.lease_secs).await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        // No new claims while the database is unhappy; live
+                        // calls go on and we retry.
+                        tracing::warn!(task = %task_id, "claiming numbers failed, retrying: {e}");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        continue;
+                    }
+                };
                 if claimed.is_empty() {
                     if calls.is_empty() && self.store.pending_numbers(task_id).await? == 0 {
                         break RunEnd::Completed;
@@ -404,31 +417,8 @@ impl TaskRunner {
                 },
                 None => None,
             };
-            {
-                // Check and ledger write under one lock: the ledger row is what
-                // the next check counts.
-                let _g = self.dial_gate.lock().await;
-                match compliance::check(&self.store, &self.compliance, &num.number, chrono::Utc::now()).await? {
-                    compliance::Verdict::Allow => {}
-                    compliance::Verdict::Defer { until, rule, reason } => {
-                        let until = compliance::fmt_local(until);
-                        self.store.record_blocked(task_id, num.id, &num.number, rule, &reason, Some(&until)).await?;
-                        self.store.defer_number(num.id, &until).await?;
-                        continue;
-                    }
-                    compliance::Verdict::Block { rule, reason } => {
-                        self.store.record_blocked(task_id, num.id, &num.number, rule, &reason, None).await?;
-                        self.store.mark_blacklisted(num.id).await?;
-                        self.progress.blacklisted.fetch_add(1, Ordering::Relaxed);
-                        continue;
-                    }
-                }
-                // Durable before the originate leaves: after a crash the
-                // ledger says which attempts may be live.
-                self.store.ledger_begin(task_id, num.id, &num.number, attempt, &uuid, &self.cfg.node_id).await?;
-            }
             let plan = call::CallPlan {
-                uuid,
+                uuid: uuid.clone(),
                 originate: originate.trim_start_matches("originate ").to_string(),
                 number: num.number.clone(),
                 number_id: num.id,
@@ -442,15 +432,56 @@ impl TaskRunner {
                 audio_root: self.cfg.audio_root.clone(),
                 tts_prefix: self.cfg.tts_prefix.clone(),
                 max_call: Duration::from_secs(self.cfg.max_call_secs),
+                asr_subclass: self.cfg.asr_subclass.clone(),
             };
-            self.progress.originated.fetch_add(1, Ordering::Relaxed);
-            self.progress.in_flight.fetch_add(1, Ordering::Relaxed);
             let esl = self.esl.clone();
             let script = script.clone();
             let fin = self.finalizer.clone();
             let progress = self.progress.clone();
             let ended = ended_tx.clone();
+            let store = self.store.clone();
+            let gate = self.dial_gate.clone();
+            let compliance = self.compliance.clone();
+            let node = self.cfg.node_id.clone();
+            // The database round trips of this attempt happen in its own task
+            // so that they do not hold up the pacing of the next one.
             calls.spawn(async move {
+                let go = async {
+                    // Check and ledger write under one lock: the ledger row is
+                    // what the next check counts.
+                    let _g = gate.lock().await;
+                    match compliance::check(&store, &compliance, &num.number, chrono::Utc::now()).await? {
+                        compliance::Verdict::Allow => {}
+                        compliance::Verdict::Defer { until, rule, reason } => {
+                            let until = compliance::fmt_local(until);
+                            store.record_blocked(&num.task_id, num.id, &num.number, rule, &reason, Some(&until)).await?;
+                            store.defer_number(num.id, &until).await?;
+                            return Ok::<bool, StoreError>(false);
+                        }
+                        compliance::Verdict::Block { rule, reason } => {
+                            store.record_blocked(&num.task_id, num.id, &num.number, rule, &reason, None).await?;
+                            store.mark_blacklisted(num.id).await?;
+                            progress.blacklisted.fetch_add(1, Ordering::Relaxed);
+                            return Ok(false);
+                        }
+                    }
+                    // Durable before the originate leaves: after a crash the
+                    // ledger says which attempts may be live.
+                    store.ledger_begin(&num.task_id, num.id, &num.number, attempt, &uuid, &node).await?;
+                    Ok(true)
+                };
+                match go.await {
+                    Ok(true) => {}
+                    Ok(false) => return,
+                    Err(e) => {
+                        // Not in the ledger, so certainly not dialled: the
+                        // claim lapses and the number is dialled later.
+                        tracing::warn!(number_id = num.id, "attempt not started: {e}");
+                        return;
+                    }
+                }
+                progress.originated.fetch_add(1, Ordering::Relaxed);
+                progress.in_flight.fetch_add(1, Ordering::Relaxed);
                 let result = call::run(esl, script, plan).await;
                 let _ = ended.send(Ended { overload: is_overload(&result.facts) });
                 match fin.finalize(result).await {

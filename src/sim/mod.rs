@@ -42,6 +42,20 @@ pub struct SimConfig {
     pub max_sessions: usize,
     pub heartbeat: Duration,
     pub recordings_root: String,
+    /// How callee speech reaches ESL clients.
+    pub asr: SimAsr,
+    /// Append every originate as one JSON line here (for multi-process tests).
+    pub originate_log: Option<std::path::PathBuf>,
+}
+
+/// The recognition transport the simulated ASR uses on the event socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SimAsr {
+    /// `DETECTED_SPEECH` (`Speech-Type` begin-speaking / detected-speech, NLSML body).
+    DetectedSpeech,
+    /// An ASR module's `CUSTOM` event of this subclass, queued to the session
+    /// like `sendevent` with a `Unique-ID` (headers `Speech-Type`, `ASR-Text`).
+    Custom(String),
 }
 
 impl Default for SimConfig {
@@ -55,6 +69,8 @@ impl Default for SimConfig {
             max_sessions: 10_000,
             heartbeat: Duration::from_secs(20),
             recordings_root: "/usr/local/freeswitch/recordings".into(),
+            asr: SimAsr::DetectedSpeech,
+            originate_log: None,
         }
     }
 }
@@ -661,13 +677,20 @@ async fn originate(st: &Arc<State>, args: &str) -> String {
     let known = st.cfg.gateways.contains(&gateway);
     let fate = known.then(|| st.cfg.mix.fate(st.cfg.seed, &number));
     st.originates.fetch_add(1, Ordering::Relaxed);
-    lock(&st.log).push(OriginateRecord {
-        uuid: uuid.clone(),
-        number: number.clone(),
-        gateway: gateway.clone(),
-        at_ms: now_ms(),
-        fate,
-    });
+    let record = OriginateRecord { uuid: uuid.clone(), number: number.clone(), gateway: gateway.clone(), at_ms: now_ms(), fate };
+    if let Some(path) = &st.cfg.originate_log {
+        use std::io::Write;
+        let line = serde_json::to_string(&record).unwrap_or_default();
+        let written = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .and_then(|mut f| writeln!(f, "{line}"));
+        if let Err(e) = written {
+            tracing::warn!("sim: cannot append to originate log {}: {e}", path.display());
+        }
+    }
+    lock(&st.log).push(record);
     let Some(fate) = fate else {
         return "-ERR INVALID_GATEWAY\n".into();
     };
@@ -727,6 +750,26 @@ enum Wake {
 }
 
 impl SimCall {
+    /// Callee speech through the configured recognition transport.
+    fn speech(&mut self, text: Option<&str>) {
+        match self.st.cfg.asr.clone() {
+            SimAsr::DetectedSpeech => match text {
+                None => self.emit(Phase::SpeechBegin),
+                Some(t) => self.emit(Phase::SpeechDetected { text: t.to_string(), confidence: 87 }),
+            },
+            SimAsr::Custom(sub) => {
+                let kind = if text.is_some() { "detected-speech" } else { "begin-speaking" };
+                let mut hdrs: Vec<(&str, &str)> = vec![("Speech-Type", kind)];
+                if let Some(t) = text {
+                    hdrs.push(("ASR-Text", t));
+                }
+                let ch = self.ch.clone();
+                let st = self.st.clone();
+                st.emit_with("CUSTOM", Some(&sub), |f| st.renderer.custom_event(f, &sub, &hdrs, Some(&ch), text));
+            }
+        }
+    }
+
     fn emit(&mut self, p: Phase) {
         self.st.emit(&p, &mut self.ch);
         *lock(&self.info) = self.ch.clone();
@@ -846,11 +889,11 @@ impl SimCall {
                 if let Some(ChanCmd::Kill(c)) = self.wait(self.st.scaled(1200)).await {
                     return self.killed(&c);
                 }
-                self.emit(Phase::SpeechBegin);
+                self.speech(None);
                 if let Some(ChanCmd::Kill(c)) = self.wait(self.st.scaled(1500)).await {
                     return self.killed(&c);
                 }
-                self.emit(Phase::SpeechDetected { text: a.text().into(), confidence: 90 });
+                self.speech(Some(a.text()));
                 if let Some(ChanCmd::Kill(c)) = self.wait(self.st.scaled(800)).await {
                     return self.killed(&c);
                 }
@@ -976,7 +1019,7 @@ impl SimCall {
                     if speech_at.is_some_and(|t| now >= t) {
                         speech_at = None;
                         if let Some(text) = lines.get(turn) {
-                            self.emit(Phase::SpeechBegin);
+                            self.speech(None);
                             let speak = self.st.scaled(text.chars().count() as u64 * 200 + 300);
                             detect_at = Some((now + speak, (*text).to_string()));
                         }
@@ -984,7 +1027,7 @@ impl SimCall {
                     if detect_at.as_ref().is_some_and(|d| now >= d.0) {
                         if let Some((_, text)) = detect_at.take() {
                             turn += 1;
-                            self.emit(Phase::SpeechDetected { text, confidence: 87 });
+                            self.speech(Some(&text));
                         }
                     }
                 }

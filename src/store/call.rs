@@ -78,7 +78,7 @@ impl Store {
     /// call id was already written: a replayed hangup never duplicates rows.
     pub async fn write_call(&self, c: &CallWrite) -> Result<bool, StoreError> {
         let now = now_str();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let q = format!(
             "{} INTO auto_call_histories (user_id, task_id, call_id, number_id, number, attempt, call_time, duration, hangup_cause, hangup_code, hangup_reason, bill, call_status, status, record_file, calling_number, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?){}",
             self.insert_ignore(),

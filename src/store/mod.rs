@@ -182,6 +182,17 @@ impl Store {
         Ok(())
     }
 
+    /// Begin a transaction that will write. On SQLite it takes the write
+    /// lock up front (`BEGIN IMMEDIATE`): a deferred transaction that read
+    /// first cannot upgrade once another writer committed, and fails at once
+    /// with "database is locked" instead of waiting for `busy_timeout`.
+    pub async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with(sqlx::AssertSqlSafe("BEGIN IMMEDIATE")).await?,
+            _ => self.pool.begin().await?,
+        })
+    }
+
     pub fn backend(&self) -> Backend {
         self.backend
     }
@@ -253,7 +264,7 @@ impl Store {
         }
         let now = now_str();
         let definition = serde_json::to_string(script).map_err(|e| StoreError::Invalid(e.to_string()))?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(self.sql(
             "INSERT INTO script_groups (user_id, name, description, tag_scene_id, definition, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
         ))
@@ -539,7 +550,7 @@ impl Store {
             self.on_conflict_nothing()
         );
         for chunk in rows.chunks(500) {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.begin_write().await?;
             for (number, vars) in chunk {
                 let bl = sqlx::query(self.sql("SELECT 1 AS x FROM blacklists WHERE user_id = ? AND number = ?"))
                     .bind(&task.user_id)
@@ -591,7 +602,7 @@ impl Store {
         let q = format!(
             "SELECT id, number, attempts, is_blacklist, variables FROM autodialer_number WHERE task_id = ? AND status = 0 AND next_attempt_at <= ? AND (claimed_by IS NULL OR claim_expires_at < ?) ORDER BY id LIMIT ?{lock}"
         );
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let rows: Vec<AnyRow> = sqlx::query(self.sql(&q))
             .bind(task_id)
             .bind(&now)

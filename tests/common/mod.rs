@@ -33,13 +33,19 @@ pub fn mix(f: Fate) -> FateMix {
 
 impl Rig {
     pub async fn new(mix: FateMix, time_scale: f64) -> Rig {
+        Self::with(SimConfig { mix, time_scale, ..SimConfig::default() }).await
+    }
+
+    pub async fn with(cfg: SimConfig) -> Rig {
         let dir = tempfile::tempdir().expect("tmp");
-        let sim = sim::start(SimConfig { mix, time_scale, ..SimConfig::default() }, "127.0.0.1:0").await.expect("sim");
+        let sim = sim::start(cfg, "127.0.0.1:0").await.expect("sim");
         let db_url = format!("sqlite://{}/t.db", dir.path().display());
         let store = Store::open(&db_url).await.expect("db");
         store.ensure_user(USER, "test").await.expect("user");
         let group = store.save_script(USER, &Script::from_json(SAMPLE_SCRIPT).expect("script")).await.expect("save");
-        let esl = EslClient::connect(ClientConfig::new(sim.addr().to_string(), "ClueCon")).await.expect("esl");
+        let mut ccfg = ClientConfig::new(sim.addr().to_string(), "ClueCon");
+        ccfg.events = vec!["ALL".into()];
+        let esl = EslClient::connect(ccfg).await.expect("esl");
         Rig { sim, store, esl, dir, group, db_url, lines: vec![] }
     }
 
