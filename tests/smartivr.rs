@@ -1,5 +1,7 @@
 //! The smartivr flow endpoint over a real socket: whole calls, the rows they
 //! leave, malformed requests, concurrent calls and journal recovery.
+// Test helpers panic on setup failures like the tests themselves.
+#![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
