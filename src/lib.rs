@@ -3,6 +3,7 @@
 //! See `docs/ARCHITECTURE.md` for how the modules fit together.
 #![forbid(unsafe_code)]
 
+pub mod api;
 pub mod dialer;
 pub mod dialogue;
 pub mod finalize;

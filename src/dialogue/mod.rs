@@ -6,6 +6,7 @@
 
 pub mod engine;
 pub mod script;
+pub mod smartivr;
 
 pub use engine::{Action, Detail, Dialogue, Input, Prompt, Summary};
 pub use script::{Script, ScriptError, SAMPLE_SCRIPT};

@@ -1,0 +1,484 @@
+//! Live smartivr calls: one [`Dialogue`] per callid, created at `enter`,
+//! removed at `leave` or after the idle timeout, capped in number.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use sqlx::Row;
+use tokio_util::sync::CancellationToken;
+
+use super::journal::{self, EnterLine, Journal, LeaveInfo, Recovered};
+use super::{ApiError, SmartivrConfig};
+use crate::dialogue::smartivr::{drive, reply_for, step_of, Notify, Reply, Step};
+use crate::dialogue::{Action, Detail, Dialogue, Input, Script, Summary, SAMPLE_SCRIPT};
+use crate::finalize::status::{HangupFacts, StatusRules};
+use crate::finalize::{CallResult, Finalizer, RecyclePolicy};
+use crate::store::{Store, StoreError};
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// What a call's `flowid` resolves to.
+#[derive(Debug)]
+pub struct TaskCtx {
+    /// `Some`: a real task whose numbers can be looked up.
+    pub task_id: Option<String>,
+    pub record_task_id: String,
+    pub user_id: String,
+    pub group_id: i64,
+    pub recycle_limit: i64,
+    pub script: Arc<Script>,
+}
+
+struct Session {
+    dialogue: Dialogue,
+    ctx: Arc<TaskCtx>,
+    enter: EnterLine,
+    /// Rows of `dialogue.details()` already in the journal.
+    journaled: usize,
+    /// A closing prompt went out with `after_action: hangup`.
+    closing_sent: bool,
+    last_seen: Instant,
+}
+
+type Shard = Mutex<HashMap<String, Arc<Mutex<Session>>>>;
+/// flowid → when looked up, and the task (`None`: no such task).
+type TaskCache = HashMap<String, (Instant, Option<Arc<TaskCtx>>)>;
+
+const SHARDS: usize = 16;
+const TASK_TTL: Duration = Duration::from_secs(60);
+
+struct Inner {
+    cfg: SmartivrConfig,
+    store: Store,
+    journal: Journal,
+    finalizer: Finalizer,
+    fallback: Arc<TaskCtx>,
+    tasks: Mutex<TaskCache>,
+    shards: Vec<Shard>,
+    hasher: RandomState,
+    live: AtomicUsize,
+}
+
+/// Shared state of the smartivr endpoint; cheap to clone.
+#[derive(Clone)]
+pub struct SmartivrState {
+    inner: Arc<Inner>,
+}
+
+/// Lock a mutex whose holder never panics mid-update; a poisoned lock still
+/// holds consistent data.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl SmartivrState {
+    /// Open the journal, finalize the calls an earlier run left open, and
+    /// start the finalizer and the idle sweeper (both stop on `cancel`).
+    pub async fn start(store: Store, cfg: SmartivrConfig, cancel: CancellationToken) -> Result<SmartivrState, ApiError> {
+        let (journal, recovered) = Journal::open(&cfg.journal_dir, &cfg.node_id, cfg.durability)?;
+        let script = match cfg.fallback_group {
+            Some(g) => store.load_script(g).await?,
+            None => Script::from_json(SAMPLE_SCRIPT).map_err(|e| StoreError::Invalid(format!("sample script: {e}")))?,
+        };
+        let fallback = Arc::new(TaskCtx {
+            task_id: None,
+            record_task_id: String::new(),
+            user_id: cfg.fallback_user.clone(),
+            group_id: cfg.fallback_group.unwrap_or(0),
+            recycle_limit: 0,
+            script: Arc::new(script),
+        });
+        let finalizer = Finalizer::start(store.clone(), StatusRules::default(), RecyclePolicy::default(), cancel.clone());
+        let st = SmartivrState {
+            inner: Arc::new(Inner {
+                cfg,
+                store,
+                journal,
+                finalizer,
+                fallback,
+                tasks: Mutex::new(HashMap::new()),
+                shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+                hasher: RandomState::new(),
+                live: AtomicUsize::new(0),
+            }),
+        };
+        if !recovered.is_empty() {
+            tracing::warn!(calls = recovered.len(), "finalizing smartivr calls left open in the journal");
+        }
+        for r in recovered {
+            st.finalize_recovered(r);
+        }
+        let sweeper = st.clone();
+        tokio::spawn(async move {
+            let every = (sweeper.inner.cfg.idle_timeout() / 4).max(Duration::from_millis(250));
+            loop {
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    _ = tokio::time::sleep(every) => sweeper.sweep(),
+                }
+            }
+        });
+        Ok(st)
+    }
+
+    /// Live calls.
+    pub fn live(&self) -> usize {
+        self.inner.live.load(Ordering::Relaxed)
+    }
+
+    fn shard(&self, callid: &str) -> &Shard {
+        let h = self.inner.hasher.hash_one(callid) as usize;
+        &self.inner.shards[h % SHARDS]
+    }
+
+    fn get(&self, callid: &str) -> Option<Arc<Mutex<Session>>> {
+        lock(self.shard(callid)).get(callid).cloned()
+    }
+
+    fn remove(&self, callid: &str) -> Option<Arc<Mutex<Session>>> {
+        let s = lock(self.shard(callid)).remove(callid);
+        if s.is_some() {
+            self.inner.live.fetch_sub(1, Ordering::Relaxed);
+        }
+        s
+    }
+
+    /// Answer one notify.
+    pub async fn handle(&self, n: Notify) -> Reply {
+        match step_of(&n) {
+            Step::Enter => self.enter(&n).await,
+            Step::Leave => self.leave(&n).await,
+            step => self.turn(&n, step).await,
+        }
+    }
+
+    async fn task_ctx(&self, flowid: &str) -> Arc<TaskCtx> {
+        if flowid.is_empty() {
+            return self.inner.fallback.clone();
+        }
+        if let Some((at, ctx)) = lock(&self.inner.tasks).get(flowid) {
+            if at.elapsed() < TASK_TTL {
+                return ctx.clone().unwrap_or_else(|| self.inner.fallback.clone());
+            }
+        }
+        let store = &self.inner.store;
+        let ctx = match store.load_task(flowid).await {
+            Ok(t) => match store.load_script(t.group_id).await {
+                Ok(s) => Some(Arc::new(TaskCtx {
+                    task_id: Some(t.uuid.clone()),
+                    record_task_id: t.uuid,
+                    user_id: t.user_id,
+                    group_id: t.group_id,
+                    recycle_limit: t.recycle_limit,
+                    script: Arc::new(s),
+                })),
+                Err(e) => {
+                    tracing::warn!(flowid, "task's script group {} not loadable ({e}); using the fallback script", t.group_id);
+                    None
+                }
+            },
+            Err(StoreError::TaskNotFound(_)) => {
+                tracing::info!(
+                    flowid,
+                    "flowid names no task; using the fallback script ({})",
+                    match self.inner.cfg.fallback_group {
+                        Some(g) => format!("script group {g}"),
+                        None => "the sample script".into(),
+                    }
+                );
+                None
+            }
+            Err(e) => {
+                tracing::warn!(flowid, "task lookup failed ({e}); using the fallback script");
+                None
+            }
+        };
+        lock(&self.inner.tasks).insert(flowid.to_string(), (Instant::now(), ctx.clone()));
+        ctx.unwrap_or_else(|| {
+            // Records of unknown flows are still filed under the flow id.
+            let fb = &self.inner.fallback;
+            Arc::new(TaskCtx {
+                task_id: None,
+                record_task_id: flowid.to_string(),
+                user_id: fb.user_id.clone(),
+                group_id: fb.group_id,
+                recycle_limit: 0,
+                script: fb.script.clone(),
+            })
+        })
+    }
+
+    /// The number's row: id, attempts so far and script variables.
+    async fn number_row(&self, task_id: &str, number: &str) -> Option<(i64, i64, HashMap<String, String>)> {
+        let store = &self.inner.store;
+        let r = sqlx::query(store.sql("SELECT id, attempts, variables FROM autodialer_number WHERE task_id = ? AND number = ?"))
+            .bind(task_id)
+            .bind(number)
+            .fetch_optional(store.pool())
+            .await;
+        match r {
+            Ok(Some(r)) => {
+                let id: i64 = r.try_get("id").ok()?;
+                let attempts: i64 = r.try_get("attempts").unwrap_or(0);
+                let vars: Option<String> = r.try_get("variables").ok().flatten();
+                let vars = vars.and_then(|v| serde_json::from_str(&v).ok()).unwrap_or_default();
+                Some((id, attempts, vars))
+            }
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(task_id, "number lookup failed: {e}");
+                None
+            }
+        }
+    }
+
+    async fn enter(&self, n: &Notify) -> Reply {
+        let callid = n.callid();
+        if self.get(callid).is_some() {
+            tracing::debug!(callid, "repeated enter ignored");
+            return Reply::noop();
+        }
+        if self.live() >= self.inner.cfg.max_sessions {
+            tracing::warn!(callid, max = self.inner.cfg.max_sessions, "too many live smartivr calls; hanging up");
+            return Reply::hangup("voxdial: too many live calls");
+        }
+        let ctx = self.task_ctx(n.flowid.as_deref().unwrap_or("")).await;
+        let number = n.callerid.clone().unwrap_or_default();
+        let row = match &ctx.task_id {
+            Some(t) if !number.is_empty() => self.number_row(t, &number).await,
+            _ => None,
+        };
+        let (number_id, attempts, mut vars) = row.unwrap_or((0, 0, HashMap::new()));
+        vars.entry("number".into()).or_insert_with(|| number.clone());
+        let mut d = Dialogue::new(ctx.script.clone(), vars);
+        let action = d.handle(Input::Enter);
+        let reply = reply_for(&action, &ctx.script, &self.inner.cfg.reply, true);
+        let enter = EnterLine {
+            callid: callid.to_string(),
+            task_id: ctx.record_task_id.clone(),
+            user_id: ctx.user_id.clone(),
+            group_id: ctx.group_id,
+            recycle_limit: ctx.recycle_limit,
+            number_id,
+            number,
+            attempt: attempts + 1,
+            caller_number: n.origcallerid.clone().or_else(|| n.calleeid.clone()).unwrap_or_default(),
+            at_ms: now_ms(),
+        };
+        let mut buf = Vec::with_capacity(1024);
+        journal::enter_line(&mut buf, &enter);
+        for det in d.details() {
+            journal::turn_line(&mut buf, callid, det);
+        }
+        let session = Session {
+            journaled: d.details().len(),
+            closing_sent: false,
+            dialogue: d,
+            ctx,
+            enter,
+            last_seen: Instant::now(),
+        };
+        {
+            let mut shard = lock(self.shard(callid));
+            if shard.contains_key(callid) {
+                return Reply::noop();
+            }
+            shard.insert(callid.to_string(), Arc::new(Mutex::new(session)));
+        }
+        self.inner.live.fetch_add(1, Ordering::Relaxed);
+        self.record(buf, Some(callid.to_string()), reply).await
+    }
+
+    /// Journal `buf`, then give `reply`; a journal failure hangs the call up
+    /// rather than run a conversation that is not being recorded.
+    async fn record(&self, buf: Vec<u8>, open: Option<String>, reply: Reply) -> Reply {
+        if buf.is_empty() {
+            return reply;
+        }
+        match self.inner.journal.append(buf, open).await {
+            Ok(()) => reply,
+            Err(e) => {
+                tracing::error!("smartivr journal: {e}");
+                Reply::hangup("voxdial: journal unavailable")
+            }
+        }
+    }
+
+    async fn turn(&self, n: &Notify, step: Step) -> Reply {
+        let callid = n.callid();
+        let Some(s) = self.get(callid) else {
+            return match step {
+                Step::Noop => Reply::noop(),
+                _ => {
+                    tracing::warn!(callid, notify = n.notify(), "notify for an unknown call; hanging up");
+                    Reply::hangup("voxdial: unknown call")
+                }
+            };
+        };
+        let mut buf = Vec::new();
+        let reply = {
+            let mut s = lock(&s);
+            s.last_seen = Instant::now();
+            let reply = match step {
+                Step::Feed(inputs) => {
+                    let speech = matches!(inputs.first(), Some(Input::AsrMessage { .. }));
+                    let action = drive(&mut s.dialogue, inputs);
+                    if let Action::Play { hangup_after: true, .. } = action {
+                        s.closing_sent = true;
+                    }
+                    if speech && action == Action::Noop {
+                        // The module paused the prompt on speech (pause_play_ms):
+                        // without a new prompt it must be resumed (§7).
+                        Reply::resume()
+                    } else {
+                        reply_for(&action, &s.ctx.script, &self.inner.cfg.reply, false)
+                    }
+                }
+                Step::Resume => Reply::resume(),
+                Step::Noop | Step::Enter | Step::Leave => Reply::noop(),
+            };
+            let s = &mut *s;
+            for det in &s.dialogue.details()[s.journaled..] {
+                journal::turn_line(&mut buf, callid, det);
+            }
+            s.journaled = s.dialogue.details().len();
+            reply
+        };
+        self.record(buf, None, reply).await
+    }
+
+    async fn leave(&self, n: &Notify) -> Reply {
+        let callid = n.callid();
+        let Some(s) = self.remove(callid) else {
+            return Reply::noop();
+        };
+        let info = LeaveInfo {
+            at_ms: now_ms(),
+            duration_s: n.duration,
+            disposition: n.hangup_disposition.clone(),
+            hangup_cause: n.hangup_cause.clone(),
+        };
+        let (buf, result) = {
+            let mut s = lock(&s);
+            let customer_hung_up = info.disposition.as_deref() == Some("recv_bye");
+            if s.closing_sent && !customer_hung_up {
+                // The module hung up after the closing prompt by itself.
+                s.dialogue.handle(Input::PlaybackDone);
+            }
+            s.dialogue.handle(Input::Leave);
+            let summary = s.dialogue.summary();
+            let mut buf = Vec::new();
+            let s = &mut *s;
+            for det in &s.dialogue.details()[s.journaled..] {
+                journal::turn_line(&mut buf, callid, det);
+            }
+            journal::leave_line(&mut buf, callid, &info, &summary);
+            let details = s.dialogue.take_details();
+            (buf, call_result(&s.enter, details, summary, Some(&info)))
+        };
+        let reply = self.record(buf, None, Reply::noop()).await;
+        self.finalize(result);
+        reply
+    }
+
+    /// Hand a finished call to the finalizer; mark it done in the journal
+    /// once its rows are committed.
+    fn finalize(&self, result: CallResult) {
+        let st = self.clone();
+        tokio::spawn(async move {
+            let callid = result.uuid.clone();
+            match st.inner.finalizer.finalize(result).await {
+                Ok(_) => st.inner.journal.done(callid),
+                Err(e) => tracing::error!(callid, "smartivr call not finalized (kept in the journal): {e}"),
+            }
+        });
+    }
+
+    fn finalize_recovered(&self, r: Recovered) {
+        let (summary, info) = match r.leave {
+            Some((info, summary)) => (summary, Some(info)),
+            None => (summary_of(&r.details), None),
+        };
+        let result = call_result(&r.enter, r.details, summary, info.as_ref());
+        self.finalize(result);
+    }
+
+    /// Finalize calls not heard from within the idle timeout.
+    fn sweep(&self) {
+        let idle = self.inner.cfg.idle_timeout();
+        let mut stale = Vec::new();
+        for shard in &self.inner.shards {
+            let g = lock(shard);
+            for (id, s) in g.iter() {
+                if lock(s).last_seen.elapsed() >= idle {
+                    stale.push(id.clone());
+                }
+            }
+        }
+        for id in stale {
+            let Some(s) = self.remove(&id) else { continue };
+            tracing::warn!(callid = %id, "smartivr call idle for {idle:?}; finalizing without leave");
+            let mut s = lock(&s);
+            s.dialogue.handle(Input::Leave);
+            let summary = s.dialogue.summary();
+            let details = s.dialogue.take_details();
+            let result = call_result(&s.enter, details, summary, None);
+            drop(s);
+            self.finalize(result);
+        }
+    }
+}
+
+/// A call's result from its journal metadata and transcript.
+fn call_result(e: &EnterLine, details: Vec<Detail>, summary: Summary, leave: Option<&LeaveInfo>) -> CallResult {
+    let end_ms = leave.map_or_else(|| details.last().map_or(e.at_ms, |d| d.at_ms), |l| l.at_ms);
+    let talk_ms = leave
+        .and_then(|l| l.duration_s)
+        .map_or((end_ms - e.at_ms).max(0), |s| s.max(0) * 1000);
+    CallResult {
+        uuid: e.callid.clone(),
+        task_id: e.task_id.clone(),
+        user_id: e.user_id.clone(),
+        group_id: e.group_id,
+        recycle_limit: e.recycle_limit,
+        number_id: e.number_id,
+        number: e.number.clone(),
+        attempt: e.attempt,
+        caller_number: e.caller_number.clone(),
+        facts: HangupFacts {
+            hangup_cause: Some(leave.and_then(|l| l.hangup_cause.clone()).unwrap_or_else(|| "NORMAL_CLEARING".into())),
+            sip_hangup_disposition: leave.and_then(|l| l.disposition.clone()),
+            answered: true,
+            billsec_ms: talk_ms,
+            duration_ms: talk_ms,
+            ..HangupFacts::default()
+        },
+        originated_ms: e.at_ms,
+        answered_ms: Some(e.at_ms),
+        hangup_ms: end_ms,
+        record_file: None,
+        dialogue: Some((summary, details)),
+    }
+}
+
+/// A summary rebuilt from the rows when the call's end was never journaled.
+fn summary_of(details: &[Detail]) -> Summary {
+    let mut tags: Vec<String> = details.iter().flat_map(|d| d.tags.iter().cloned()).collect();
+    tags.sort();
+    tags.dedup();
+    Summary {
+        score: details.iter().map(|d| d.score).sum(),
+        rounds: details.iter().filter(|d| d.notify == "asrmessage_notify").count() as i64,
+        level_id: None,
+        level_name: None,
+        intention_results: None,
+        tags,
+        robot_hung_up: false,
+        gender: details.iter().rev().find_map(|d| d.gender),
+    }
+}

@@ -1,0 +1,120 @@
+//! Stand-alone smartivr flow server for the benchmark and manual tests: opens
+//! an SQLite store in a data directory, saves the sample script, creates a
+//! task (uuid `--task`, `bench` by default, which is the `flowid` the load
+//! harness sends), optionally imports numbers, and serves `POST /smartivr`.
+//!
+//!     smartivr-server --addr 127.0.0.1:9999 --data /tmp/sivr --numbers 20000
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use clap::Parser;
+use tokio_util::sync::CancellationToken;
+use voxdial::api::{self, Durability, SmartivrConfig, SmartivrState};
+use voxdial::dialogue::{Script, SAMPLE_SCRIPT};
+use voxdial::store::{Store, StoreError, Task};
+
+#[derive(Parser)]
+struct Args {
+    #[arg(long, default_value = "127.0.0.1:9999")]
+    addr: String,
+    /// Data directory (database and journal); a temporary one when absent.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    #[arg(long, default_value = "bench")]
+    task: String,
+    /// Import numbers `186%08d` for 0..N (the harness's numbers) with a name.
+    #[arg(long, default_value_t = 0)]
+    numbers: usize,
+    /// `fsync` (before every reply, group commit) or `write`.
+    #[arg(long, default_value = "fsync")]
+    durability: String,
+    /// Tokio worker threads (0 = one per core).
+    #[arg(long, default_value_t = 0)]
+    workers: usize,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    if args.workers > 0 {
+        rt.worker_threads(args.workers);
+    }
+    rt.enable_all().build()?.block_on(run(args))
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let tmp;
+    let dir = match &args.data {
+        Some(d) => d.clone(),
+        None => {
+            tmp = tempfile_dir()?;
+            tmp.clone()
+        }
+    };
+    std::fs::create_dir_all(&dir)?;
+    let store = Store::open(&format!("sqlite://{}", dir.join("voxdial.db").display())).await?;
+    let user = "4d99d91c-f5d9-49da-88da-758977cc58a9";
+    store.ensure_user(user, "smartivr bench").await?;
+    match store.load_task(&args.task).await {
+        Ok(_) => {}
+        Err(StoreError::TaskNotFound(_)) => {
+            let script = Script::from_json(SAMPLE_SCRIPT)?;
+            let group_id = store.save_script(user, &script).await?;
+            store.create_task(&Task {
+                uuid: args.task.clone(),
+                name: "smartivr bench".into(),
+                start: 1,
+                maximumcall: 500,
+                call_per_second: 50.0,
+                recycle_limit: 0,
+                destination_extension: "robot".into(),
+                destination_dialplan: "XML".into(),
+                destination_context: "default".into(),
+                dial_format: String::new(),
+                originate_variables: String::new(),
+                originate_timeout: 30,
+                origination_caller_id_number: "02160001234".into(),
+                user_id: user.into(),
+                group_id,
+                call_pause_second: 0,
+                sort: 0,
+                is_top: 0,
+            })
+            .await?;
+            if args.numbers > 0 {
+                let rows: Vec<(String, BTreeMap<String, String>)> = (0..args.numbers)
+                    .map(|n| (format!("186{n:08}"), BTreeMap::from([("name".to_string(), format!("客户{n}"))])))
+                    .collect();
+                let r = store.import_numbers(&args.task, &rows).await?;
+                eprintln!("imported {} numbers", r.inserted);
+            }
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let durability = match args.durability.as_str() {
+        "write" => Durability::Write,
+        _ => Durability::Fsync,
+    };
+    let cfg = SmartivrConfig { journal_dir: dir.join("journal"), durability, ..SmartivrConfig::default() };
+    let cancel = CancellationToken::new();
+    let state = SmartivrState::start(store, cfg, cancel.clone()).await?;
+    let listener = tokio::net::TcpListener::bind(&args.addr).await?;
+    eprintln!("smartivr-server pid {} on http://{}/smartivr (data {})", std::process::id(), listener.local_addr()?, dir.display());
+    let c = cancel.clone();
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        c.cancel();
+    });
+    api::serve_http(listener, state, cancel).await?;
+    // Let the finalizer drain what is queued.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    Ok(())
+}
+
+fn tempfile_dir() -> anyhow::Result<PathBuf> {
+    let d = std::env::temp_dir().join(format!("smartivr-{}", std::process::id()));
+    std::fs::create_dir_all(&d)?;
+    Ok(d)
+}
