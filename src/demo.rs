@@ -230,7 +230,7 @@ pub async fn run(opts: &DemoOptions) -> Result<DemoSummary, DemoError> {
         finalizer,
         cfg: cfg.dialer.clone(),
         compliance: Arc::new(cfg.compliance.clone()),
-        dial_gate: Arc::new(tokio::sync::Mutex::new(())),
+        dial_gate: Arc::new(Default::default()),
         default_gateway: fs.gateway.clone(),
         lines: lines.clone(),
         progress: progress.clone(),

@@ -168,7 +168,7 @@ async fn serve(cfg: Config) -> Result<()> {
     let cancel = CancellationToken::new();
     let finalizer = Finalizer::start(store.clone(), cfg.status_rules.clone(), cfg.recycle.clone(), cancel.clone());
     let compliance = Arc::new(cfg.compliance.clone());
-    let dial_gate = Arc::new(tokio::sync::Mutex::new(()));
+    let dial_gate: Arc<voxdial::dialer::compliance::DialGate> = Arc::new(Default::default());
     let lines = voxdial::dialer::line::Lines::start(&cfg.lines);
     // Attempts a previous process left open are settled before any new dial.
     let rec = voxdial::dialer::reconcile::reconcile(&store, &esl, &finalizer, &cfg.dialer.node_id).await?;

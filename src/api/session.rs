@@ -463,6 +463,7 @@ fn call_result(e: &EnterLine, details: Vec<Detail>, summary: Summary, leave: Opt
         hangup_ms: end_ms,
         record_file: None,
         dialogue: Some((summary, details)),
+        reconciled: false,
     }
 }
 

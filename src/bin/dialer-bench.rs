@@ -119,7 +119,7 @@ async fn main() -> Result<()> {
         finalizer,
         cfg: DialerConfig { claim_batch: 500, ..DialerConfig::default() },
         compliance: Arc::new(ComplianceConfig { limits: vec![], ..ComplianceConfig::default() }),
-        dial_gate: Arc::new(tokio::sync::Mutex::new(())),
+        dial_gate: Arc::new(Default::default()),
         default_gateway: "voxdial-sim".into(),
         lines: Default::default(),
         progress: progress.clone(),

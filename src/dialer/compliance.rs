@@ -60,6 +60,26 @@ pub enum Verdict {
     Block { rule: &'static str, reason: String },
 }
 
+/// Serializes "check the per-callee limit, then write the ledger row" per
+/// number, so two tasks cannot both pass the limit for one number, while
+/// different numbers proceed in parallel (striped by a hash of the number).
+pub struct DialGate {
+    stripes: Vec<tokio::sync::Mutex<()>>,
+}
+
+impl Default for DialGate {
+    fn default() -> Self {
+        DialGate { stripes: (0..64).map(|_| tokio::sync::Mutex::new(())).collect() }
+    }
+}
+
+impl DialGate {
+    pub async fn lock(&self, number: &str) -> tokio::sync::MutexGuard<'_, ()> {
+        let i = (crate::sim::fate::hash(0, number) % self.stripes.len() as u64) as usize;
+        self.stripes[i].lock().await
+    }
+}
+
 /// Check `number` against the rules. The per-callee limit counts ledger rows,
 /// i.e. every originate of every task, including calls still in progress.
 pub async fn check(store: &Store, cfg: &ComplianceConfig, number: &str, now: DateTime<Utc>) -> Result<Verdict, StoreError> {

@@ -108,12 +108,18 @@ impl Pacer {
         self.interval
     }
 
+    /// Wait for the next slot. Slots follow a fixed schedule, so timer
+    /// granularity (tokio sleeps to the next millisecond) does not add up
+    /// into a slower rate; a caller more than one interval late (the task
+    /// was waiting for a free call slot) restarts the schedule instead of
+    /// bursting to catch up.
     pub async fn wait(&mut self) {
         let now = Instant::now();
         if self.next > now {
             tokio::time::sleep_until(self.next).await;
         }
-        self.next = self.next.max(Instant::now()) + self.interval;
+        let now = Instant::now();
+        self.next = if now > self.next + self.interval { now + self.interval } else { self.next + self.interval };
     }
 }
 
@@ -233,7 +239,7 @@ pub struct TaskRunner {
     pub compliance: Arc<ComplianceConfig>,
     /// Serializes compliance check + ledger write across the node's tasks, so
     /// two tasks cannot both pass the per-callee limit for one number.
-    pub dial_gate: Arc<tokio::sync::Mutex<()>>,
+    pub dial_gate: Arc<compliance::DialGate>,
     pub default_gateway: String,
     /// Shared per-gateway caps (`[[lines]]`).
     pub lines: line::Lines,
@@ -449,7 +455,7 @@ impl TaskRunner {
                 let go = async {
                     // Check and ledger write under one lock: the ledger row is
                     // what the next check counts.
-                    let _g = gate.lock().await;
+                    let _g = gate.lock(&num.number).await;
                     match compliance::check(&store, &compliance, &num.number, chrono::Utc::now()).await? {
                         compliance::Verdict::Allow => {}
                         compliance::Verdict::Defer { until, rule, reason } => {

@@ -96,7 +96,7 @@ impl Rig {
                 ..DialerConfig::default()
             },
             compliance: Arc::new(compliance),
-            dial_gate: Arc::new(tokio::sync::Mutex::new(())),
+            dial_gate: Arc::new(Default::default()),
             default_gateway: "voxdial-sim".into(),
             lines: voxdial::dialer::line::Lines::start(&self.lines),
             progress: progress.clone(),
