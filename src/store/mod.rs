@@ -14,6 +14,7 @@ use sqlx::{AnyPool, Row};
 use crate::dialogue::Script;
 
 pub mod call;
+pub mod outbox;
 
 pub use call::{CallWrite, DetailWrite};
 
