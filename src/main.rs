@@ -285,5 +285,6 @@ async fn serve(cfg: Config) -> Result<()> {
     for (_, h) in running {
         let _ = h.await;
     }
+    finalizer.stopped().await;
     Ok(())
 }

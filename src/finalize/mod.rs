@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::dialogue::{Detail, Summary};
 use crate::store::call::RecordWrite;
@@ -260,6 +261,9 @@ pub fn is_transient(e: &StoreError) -> bool {
     }
 }
 
+/// A task's callback settings as read at `.0` (`None`: task gone).
+type CachedContext = (Instant, Option<Arc<NotifyContext>>);
+
 /// Writes a built call with its webhook events; shared by the actor and the
 /// spool drainer so both paths produce the same rows and events.
 struct CallWriter {
@@ -268,7 +272,7 @@ struct CallWriter {
     wake: Option<Arc<Notify>>,
     ttl: Duration,
     timeout: Duration,
-    contexts: Mutex<HashMap<String, (Instant, Option<Arc<NotifyContext>>)>>,
+    contexts: Mutex<HashMap<String, CachedContext>>,
 }
 
 impl CallWriter {
@@ -323,6 +327,7 @@ struct Job {
 pub struct Finalizer {
     tx: mpsc::Sender<Job>,
     spool: Option<Arc<Spool>>,
+    tasks: TaskTracker,
 }
 
 fn spool_err(e: SpoolError) -> StoreError {
@@ -381,11 +386,12 @@ impl Finalizer {
     fn spawn(writer: Arc<CallWriter>, spool: Option<Arc<Spool>>, opts: FinalizerOptions, cancel: CancellationToken) -> Finalizer {
         let (tx, mut rx) = mpsc::channel::<Job>(4096);
         let drain_wake = Arc::new(Notify::new());
+        let tasks = TaskTracker::new();
         if let Some(sp) = &spool {
-            tokio::spawn(drain(writer.clone(), sp.clone(), opts.config.clone(), drain_wake.clone(), cancel.clone()));
+            tasks.spawn(drain(writer.clone(), sp.clone(), opts.config.clone(), drain_wake.clone(), cancel.clone()));
         }
         let sp = spool.clone();
-        tokio::spawn(async move {
+        tasks.spawn(async move {
             loop {
                 let job = tokio::select! {
                     j = rx.recv() => match j { Some(j) => j, None => break },
@@ -402,7 +408,14 @@ impl Finalizer {
                 let _ = job.ack.send(res);
             }
         });
-        Finalizer { tx, spool }
+        tasks.close();
+        Finalizer { tx, spool, tasks }
+    }
+
+    /// Wait until the actor has drained its queue and the spool drainer has
+    /// stopped (after `cancel`); the spool directory is then free.
+    pub async fn stopped(&self) {
+        self.tasks.wait().await;
     }
 
     /// Queue a finished call and wait until it is durably written (or spooled).
@@ -477,11 +490,24 @@ async fn finalize_spooled(writer: &CallWriter, sp: &Arc<Spool>, drain_wake: &Not
 }
 
 /// Write spooled calls in order once the database takes them; retry with
-/// backoff while it does not.
+/// backoff while it does not. Stops between entries on `cancel`: what is
+/// left stays on disk for the next start.
 async fn drain(writer: Arc<CallWriter>, sp: Arc<Spool>, cfg: FinalizerConfig, wake: Arc<Notify>, cancel: CancellationToken) {
     let initial = Duration::from_millis(cfg.retry_initial_ms.max(1));
     let max = Duration::from_millis(cfg.retry_max_ms.max(cfg.retry_initial_ms).max(1));
+    let pause = |d: Duration| {
+        let cancel = cancel.clone();
+        async move {
+            tokio::select! {
+                _ = cancel.cancelled() => false,
+                _ = tokio::time::sleep(d) => true,
+            }
+        }
+    };
     loop {
+        if cancel.is_cancelled() {
+            return;
+        }
         if sp.is_empty() {
             tokio::select! {
                 _ = cancel.cancelled() => return,
@@ -495,29 +521,48 @@ async fn drain(writer: Arc<CallWriter>, sp: Arc<Spool>, cfg: FinalizerConfig, wa
             Ok(segs) => segs,
             Err(e) => {
                 tracing::error!("spool cannot be read: {e}");
-                tokio::select! { _ = cancel.cancelled() => return, _ = tokio::time::sleep(max) => {} }
+                if !pause(max).await {
+                    return;
+                }
                 continue;
             }
         };
+        if segs.is_empty() {
+            // The counter says calls wait but no file holds them: trust the
+            // files.
+            let s = sp.clone();
+            if let Err(e) = blocking(move || s.recount()).await {
+                tracing::error!("spool cannot be counted: {e}");
+                if !pause(max).await {
+                    return;
+                }
+            }
+            continue;
+        }
         for seg in segs {
             let path = seg.clone();
             let entries = match blocking(move || Spool::read_segment(&path)).await {
                 Ok(e) => e,
                 Err(e) => {
                     tracing::error!("spool segment unreadable: {e}");
+                    if !pause(max).await {
+                        return;
+                    }
                     break;
                 }
             };
             for e in entries {
                 let mut delay = initial;
                 loop {
+                    if cancel.is_cancelled() {
+                        return;
+                    }
                     match writer.write(&e.call).await {
                         Ok(_) => break,
                         Err(err) if is_transient(&err) => {
                             tracing::debug!(call = %e.call.callid, "spooled call not written yet: {err}");
-                            tokio::select! {
-                                _ = cancel.cancelled() => return,
-                                _ = tokio::time::sleep(delay) => {}
+                            if !pause(delay).await {
+                                return;
                             }
                             delay = (delay * 2).min(max);
                         }

@@ -9,6 +9,10 @@
 //!
 //! Entries the database refuses for good (a constraint violation, not an
 //! outage) go to `<dir>/rejected.jsonl` instead of blocking the spool.
+//!
+//! One process owns a spool directory at a time (an exclusive lock on
+//! `<dir>/LOCK`, released by the OS if the process dies): two daemons
+//! draining one spool would write a number's attempts out of order.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
@@ -26,6 +30,8 @@ pub enum SpoolError {
     Encode(#[from] serde_json::Error),
     #[error("spool lock poisoned")]
     Poisoned,
+    #[error("spool {0} is in use by another process")]
+    InUse(String),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SpoolError + '_ {
@@ -56,6 +62,8 @@ pub struct Spool {
     dir: PathBuf,
     inner: Mutex<Inner>,
     len: Arc<AtomicU64>,
+    /// Held for the spool's lifetime.
+    _lock: File,
 }
 
 const REJECTED: &str = "rejected.jsonl";
@@ -74,20 +82,43 @@ impl Spool {
     /// Open (creating) the spool; counts what a previous run left behind.
     pub fn open(dir: &Path) -> Result<Spool, SpoolError> {
         std::fs::create_dir_all(dir).map_err(io(dir))?;
+        let lock_path = dir.join("LOCK");
+        let lock = OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).map_err(io(&lock_path))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Err(SpoolError::InUse(dir.display().to_string())),
+            Err(std::fs::TryLockError::Error(e)) => return Err(io(&lock_path)(e)),
+        }
         let spool = Spool {
             dir: dir.to_path_buf(),
             inner: Mutex::new(Inner { active: None, next_seq: 0 }),
             len: Arc::new(AtomicU64::new(0)),
+            _lock: lock,
         };
-        let segs = spool.segments()?;
+        let segs = spool.recount()?;
+        let next = segs.last().and_then(|s| seg_seq(s)).map_or(0, |s| s + 1);
+        spool.inner.lock().map_err(|_| SpoolError::Poisoned)?.next_seq = next;
+        Ok(spool)
+    }
+
+    /// Set [`Spool::len`] from the segments on disk (at open, and whenever
+    /// the counter and the files disagree); returns the segments.
+    pub fn recount(&self) -> Result<Vec<PathBuf>, SpoolError> {
+        // Appends hold this lock while they write and count.
+        let inner = self.inner.lock().map_err(|_| SpoolError::Poisoned)?;
+        let mut segs = self.list()?;
+        if let Some(a) = &inner.active {
+            segs.push(a.path.clone());
+        }
         let mut n = 0;
         for s in &segs {
             n += Self::read_segment(s)?.len() as u64;
         }
-        spool.len.store(n, Ordering::SeqCst);
-        let next = segs.last().and_then(|s| seg_seq(s)).map_or(0, |s| s + 1);
-        spool.inner.lock().map_err(|_| SpoolError::Poisoned)?.next_seq = next;
-        Ok(spool)
+        self.len.store(n, Ordering::SeqCst);
+        drop(inner);
+        segs.sort();
+        segs.dedup();
+        Ok(segs)
     }
 
     pub fn dir(&self) -> &Path {
@@ -139,6 +170,18 @@ impl Spool {
     }
 
     fn segments(&self) -> Result<Vec<PathBuf>, SpoolError> {
+        let mut out = self.list()?;
+        // The open segment is not drained until sealed.
+        if let Ok(inner) = self.inner.lock() {
+            if let Some(a) = &inner.active {
+                out.retain(|p| *p != a.path);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every segment file, oldest first.
+    fn list(&self) -> Result<Vec<PathBuf>, SpoolError> {
         let mut segs: Vec<(u64, PathBuf)> = std::fs::read_dir(&self.dir)
             .map_err(io(&self.dir))?
             .filter_map(|e| e.ok())
@@ -148,14 +191,7 @@ impl Spool {
             })
             .collect();
         segs.sort();
-        let mut out: Vec<PathBuf> = segs.into_iter().map(|(_, p)| p).collect();
-        // The open segment is not drained until sealed.
-        if let Ok(inner) = self.inner.lock() {
-            if let Some(a) = &inner.active {
-                out.retain(|p| *p != a.path);
-            }
-        }
-        Ok(out)
+        Ok(segs.into_iter().map(|(_, p)| p).collect())
     }
 
     /// The entries of a segment in append order; a torn last line is skipped.
@@ -231,5 +267,17 @@ mod tests {
             s.remove_segment(p).expect("rm");
         }
         assert!(s.seal().expect("seal").is_empty());
+        assert_eq!(s.len(), 3, "the counter is only corrected by a recount");
+        assert!(s.recount().expect("recount").is_empty());
+        assert_eq!(s.len(), 0);
+    }
+
+    #[test]
+    fn one_process_per_spool() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let s = Spool::open(dir.path()).expect("open");
+        assert!(matches!(Spool::open(dir.path()), Err(SpoolError::InUse(_))));
+        drop(s);
+        Spool::open(dir.path()).expect("free again");
     }
 }
