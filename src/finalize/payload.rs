@@ -407,3 +407,203 @@ pub fn stop_event(ctx: &NotifyContext, reason: &str, statuses: &BTreeMap<i64, i6
         payload: payload.to_string(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::call::RecordWrite;
+    use crate::store::Task;
+
+    fn ctx(url: Option<&str>, t: i64) -> NotifyContext {
+        NotifyContext {
+            task: Task {
+                uuid: "t1".into(),
+                name: "任务".into(),
+                start: 1,
+                maximumcall: 1,
+                call_per_second: 1.0,
+                recycle_limit: 0,
+                destination_extension: "robot".into(),
+                destination_dialplan: "XML".into(),
+                destination_context: "default".into(),
+                dial_format: String::new(),
+                originate_variables: String::new(),
+                originate_timeout: 60,
+                origination_caller_id_number: String::new(),
+                user_id: "u1".into(),
+                group_id: 7,
+                call_pause_second: 0,
+                sort: 0,
+                is_top: 0,
+            },
+            call_notify_url: url.map(str::to_string),
+            call_notify_type: t,
+            call_stop_notify_url: Some("http://h/stop".into()),
+            group_name: Some("话术".into()),
+            user_name: Some("租户".into()),
+            user_type: 4,
+            master_user_id: "u1".into(),
+            tag_names: BTreeMap::from([("7:t".to_string(), "有意向".to_string())]),
+            levels: BTreeMap::from([("7:l".to_string(), ("A级".to_string(), Some("有意向".to_string()), Some("#f00".to_string())))]),
+        }
+    }
+
+    fn call(answered: bool) -> CallWrite {
+        let d = |seq: i64, q: &str| DetailWrite {
+            notify: if q.is_empty() { "enter" } else { "asrmessage_notify" }.into(),
+            question: q.into(),
+            keyword: (!q.is_empty()).then(|| "好".into()),
+            answer_content: Some("您好".into()),
+            sequence: seq,
+            created_at: "2025-01-01 10:00:01".into(),
+            ..DetailWrite::default()
+        };
+        CallWrite {
+            callid: "c1".into(),
+            task_id: "t1".into(),
+            user_id: "u1".into(),
+            group_id: 7,
+            number_id: 1,
+            number: "13800000000".into(),
+            attempt: 1,
+            status: if answered { 1 } else { 8 },
+            status_str: if answered { "呼叫成功" } else { "占线、用户正忙" }.into(),
+            calldate: "2025-01-01 10:00:00".into(),
+            answerdate: answered.then(|| "2025-01-01 10:00:05".into()),
+            hangupdate: "2025-01-01 10:00:49".into(),
+            bill_ms: if answered { 43_400 } else { 0 },
+            duration_ms: 49_000,
+            caller_number: Some("021".into()),
+            recordfile: answered.then(|| "/r/2025-01-01/13800000000.7.10-00-00.c1.wav".into()),
+            hangup_disposition: answered.then_some(2),
+            record: answered.then(|| RecordWrite {
+                id: "r1".into(),
+                score: 20,
+                level_id: Some("7:l".into()),
+                level_name: Some("A级(有意向)".into()),
+                intention_results: Some(1),
+                rounds: 1,
+                gender: Some(2),
+                tags: vec!["7:t".into()],
+                details: vec![d(1, ""), d(2, "好的")],
+            }),
+            ..CallWrite::default()
+        }
+    }
+
+    fn keys(v: &Value) -> Vec<String> {
+        v.as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default()
+    }
+
+    fn assert_has(v: &Value, want: &[&str]) {
+        let have = keys(v);
+        let missing: Vec<&&str> = want.iter().filter(|k| !have.iter().any(|h| h == *k)).collect();
+        assert!(missing.is_empty(), "missing {missing:?} in {have:?}");
+    }
+
+    #[test]
+    fn types_map_to_formats() {
+        assert_eq!(NotifyFormat::from_type(0), Some(NotifyFormat::SuccessCallback));
+        assert_eq!(NotifyFormat::from_type(1), Some(NotifyFormat::RecordDetail));
+        assert_eq!(NotifyFormat::from_type(2), Some(NotifyFormat::SuccessCallback));
+        assert_eq!(NotifyFormat::from_type(3), Some(NotifyFormat::CallRecord));
+        assert_eq!(NotifyFormat::from_type(9), None);
+        let links = VoiceLinks::default();
+        let vars = BTreeMap::new();
+        assert!(call_events(&call(true), &ctx(None, 2), &vars, &links, 0).is_empty(), "no URL, no event");
+        assert!(call_events(&call(false), &ctx(Some("http://h"), 2), &vars, &links, 0).is_empty(), "2: answered only");
+        assert!(call_events(&call(false), &ctx(Some("http://h"), 1), &vars, &links, 0).is_empty(), "1: answered only");
+        let ev = call_events(&call(false), &ctx(Some("http://h"), 3), &vars, &links, 0);
+        assert_eq!(ev.len(), 1, "3: every attempt");
+        assert_eq!(ev[0].idempotency_key, "call_notify:c1");
+    }
+
+    #[test]
+    fn success_callback_has_seed_002_fields() {
+        let vars = BTreeMap::from([("name".to_string(), "王先生".to_string()), ("vip".to_string(), "1".to_string())]);
+        let v = success_callback(&call(true), &ctx(None, 2), &vars, Some("http://h/v?key=k")).expect("answered");
+        assert_eq!(v["count"], 1);
+        let d = &v["data"][0];
+        assert_has(d, &[
+            "calldate", "answerdate", "bill", "duration", "callid", "customer_id", "master_user_id", "user_id", "type",
+            "intention_results", "rounds", "score", "number_data", "group", "task", "user", "level", "tags",
+            "customer_data", "voice_url",
+        ]);
+        assert_has(&d["number_data"], &["number", "hangupdate", "province", "city", "operator"]);
+        assert_has(&d["customer_data"], &["name", "email", "company", "extra"]);
+        assert_eq!((d["bill"].as_i64(), d["duration"].as_i64()), (Some(43), Some(49)), "seconds, as seed 002");
+        assert_eq!(d["tags"][0], json!({ "tag_id": "7:t", "name": "有意向" }));
+        assert_eq!(d["customer_data"]["name"], "王先生");
+        assert_eq!(d["customer_data"]["extra"], json!({ "vip": "1" }));
+        assert_eq!(d["level"], json!({ "level_id": "7:l", "level_name": "A级(有意向)" }));
+    }
+
+    #[test]
+    fn record_detail_has_seed_000_001_fields() {
+        let v = record_detail(&call(true), &ctx(Some("http://h"), 1), None).expect("answered");
+        let rec = &v["info"]["record"];
+        assert_has(rec, &[
+            "id", "task_id", "group_id", "callid", "score", "callee", "caller_number", "duration", "error_code", "gender",
+            "level_id", "calldate", "bill", "hangupcause", "hangupdate", "answerdate", "recordfile", "bridge_callid",
+            "bridge_number", "bridge_calldate", "bridge_answerdate", "hangup_disposition", "rounds", "level_name",
+            "intention_results", "level", "gender_str", "hangup_disposition_str",
+        ]);
+        assert_eq!(rec["bill"], 43_400, "ms, as seed 000");
+        assert_eq!(rec["level"], json!({ "id": "7:l", "name": "A级", "alias": "有意向", "color": "#f00" }));
+        assert_eq!((rec["gender_str"].as_str(), rec["hangup_disposition_str"].as_str()), (Some("男"), Some("客户")));
+        assert_has(&v["records"][1], &[
+            "id", "record_id", "task_id", "notify", "callid", "error_code", "asrtype", "callee", "gender", "asr_elapse",
+            "record_ms", "volume_gain", "question", "split_question", "question_index", "speak_ms", "play_ms", "keyword",
+            "answer_id", "answer_text", "answer_content", "word_class", "answer_action", "score", "sequence", "created_at",
+            "updated_at", "bridge_status", "user_id", "tags", "download_voice", "voice",
+        ]);
+        let task = &v["info"]["task"];
+        assert_has(task, &["uuid", "name", "_originate_timeout", "call_notify_url", "call_notify_type", "call_stop_notify_url", "group"]);
+    }
+
+    #[test]
+    fn call_record_has_seed_003_fields() {
+        let vars = BTreeMap::from([("name".to_string(), "zmh".to_string())]);
+        let v = call_record(&call(true), &ctx(None, 3), &vars, Some("http://h/v"));
+        assert_has(&v, &[
+            "callId", "workflow", "fromNumber", "toNumber", "relayNumber", "callStartTime", "callEndTime", "callDuration",
+            "callRecordUrl", "customerProvince", "customerCity", "routerId", "routerName", "transferAgentFlag", "agentId",
+            "agentName", "queueId", "queueName", "robotNames", "labelInfos", "variables", "instances", "intentionLabelKey",
+            "intentionLabelName", "allRecordUrl", "adTaskId", "adTaskName", "contactDetailRel", "callResult", "calledResult",
+            "agentCallDuration", "hangupCause", "hangupBy", "customerNumber", "remark", "taskContactBatchName",
+            "userAnsweredFlag", "userAnsweredCount", "userAnsweredEffectiveCount", "isFinalCall", "gender",
+        ]);
+        assert_eq!((v["calledResult"].as_i64(), v["hangupBy"].as_i64(), v["gender"].as_str()), (Some(2), Some(1), Some("male")));
+        let inst = &v["instances"][0];
+        assert_has(inst, &[
+            "callId", "instanceId", "robotId", "robotDefId", "robotName", "dialogueStartTime", "dialogueEndTime",
+            "dialogueDuration", "dialogueRecordUrl", "dialogueRound", "intentionLabelKey", "intentionLabelName",
+            "labelInfoList", "dialogueContentList",
+        ]);
+        let turns = inst["dialogueContentList"].as_array().expect("turns");
+        let roles: Vec<i64> = turns.iter().filter_map(|t| t["dialogueRole"].as_i64()).collect();
+        assert_eq!(roles, vec![1, 2, 1], "robot opening, customer, robot answer");
+        assert_has(&turns[1], &["callId", "instanceId", "robotId", "robotDefId", "dialogueRole", "dialogueStartTime", "dialogueContent", "dialogueRecordUrl", "matchType", "matchResult", "matchName"]);
+        assert_eq!(turns[1]["matchType"], 2);
+        assert_eq!(v["labelInfos"], json!(["有意向"]));
+        assert_eq!(v["contactDetailRel"]["variates"], json!([{ "key": "name", "type": "text", "value": "zmh" }]));
+
+        let busy = call_record(&call(false), &ctx(None, 3), &BTreeMap::new(), None);
+        assert_eq!((busy["calledResult"].as_i64(), busy["hangupBy"].as_i64()), (Some(1), Some(5)));
+        assert_eq!(busy["hangupCause"], "占线、用户正忙");
+        assert_eq!(busy["instances"], json!([]));
+    }
+
+    #[test]
+    fn stop_event_needs_a_url() {
+        let c = ctx(None, 2);
+        let counts = BTreeMap::from([(1, 3), (8, 2)]);
+        let ev = stop_event(&c, "completed", &counts, "e1").expect("url set");
+        assert_eq!(ev.idempotency_key, "call_stop_notify:t1:e1");
+        let v: Value = serde_json::from_str(&ev.payload).expect("json");
+        assert_eq!((v["total"].as_i64(), v["statuses"]["8"].as_i64()), (Some(5), Some(2)));
+        let mut none = ctx(None, 2);
+        none.call_stop_notify_url = None;
+        assert!(stop_event(&none, "paused", &counts, "e2").is_none());
+    }
+}

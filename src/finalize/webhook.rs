@@ -51,7 +51,7 @@ impl Default for WebhookConfig {
         WebhookConfig {
             secret: String::new(),
             tenant_secrets: BTreeMap::new(),
-            max_attempts: 12,
+            max_attempts: 30,
             backoff_initial_ms: 2_000,
             backoff_max_ms: 3_600_000,
             timeout_ms: 10_000,
