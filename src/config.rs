@@ -8,8 +8,10 @@ use serde::{Deserialize, Serialize};
 use crate::dialer::compliance::ComplianceConfig;
 use crate::dialer::line::LineConfig;
 use crate::dialer::DialerConfig;
+use crate::finalize::recordings::VoiceLinks;
 use crate::finalize::status::StatusRules;
-use crate::finalize::RecyclePolicy;
+use crate::finalize::webhook::WebhookConfig;
+use crate::finalize::{FinalizerConfig, RecyclePolicy};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -81,6 +83,12 @@ pub struct Config {
     pub lines: Vec<LineConfig>,
     pub recycle: RecyclePolicy,
     pub status_rules: StatusRules,
+    /// Spool and write settings of the finalizer.
+    pub finalizer: FinalizerConfig,
+    /// Callback delivery.
+    pub webhook: WebhookConfig,
+    /// Download links of recordings (`voice_url`).
+    pub recordings: VoiceLinks,
     pub log: LogConfig,
 }
 
@@ -160,6 +168,7 @@ impl Config {
         c.freeswitch = Some(FreeswitchConfig { port: esl_port, ..FreeswitchConfig::default() });
         c.dialer.recordings_root = data_dir.join("recordings").display().to_string();
         c.dialer.audio_root = data_dir.join("audio").display().to_string();
+        c.finalizer.spool_dir = data_dir.join("spool").display().to_string();
         c
     }
 

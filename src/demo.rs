@@ -16,7 +16,7 @@ use crate::config::Config;
 use crate::dialer::{DialerError, Progress, RunEnd, TaskRunner};
 use crate::dialogue::{Script, SAMPLE_SCRIPT};
 use crate::finalize::status::NumberStatus;
-use crate::finalize::{Finalizer, RecyclePolicy};
+use crate::finalize::{FinalizeError, Finalizer, FinalizerOptions, RecyclePolicy};
 use crate::sim::fate::{hash, Fate};
 use crate::sim::{self, SimConfig};
 use crate::store::{Store, StoreError, Task};
@@ -31,6 +31,8 @@ pub enum DemoError {
     Esl(#[from] EslError),
     #[error(transparent)]
     Dialer(#[from] DialerError),
+    #[error(transparent)]
+    Finalize(#[from] FinalizeError),
     #[error("{0}")]
     Invalid(String),
     #[error("cannot write {path}: {source}")]
@@ -221,7 +223,7 @@ pub async fn run(opts: &DemoOptions) -> Result<DemoSummary, DemoError> {
     .collect();
     let esl = EslClient::connect(ccfg).await?;
     let cancel = CancellationToken::new();
-    let finalizer = Finalizer::start(store.clone(), cfg.status_rules.clone(), cfg.recycle.clone(), cancel.clone());
+    let finalizer = Finalizer::start_with(store.clone(), FinalizerOptions::from_config(&cfg), cancel.clone())?;
     let progress = Arc::new(Progress::default());
     let lines = crate::dialer::line::Lines::start(&cfg.lines);
     let runner = TaskRunner {

@@ -13,7 +13,9 @@ use voxdial::config::Config;
 use voxdial::demo::{self, DemoOptions};
 use voxdial::dialer::{Progress, TaskRunner};
 use voxdial::dialogue::Script;
-use voxdial::finalize::Finalizer;
+use voxdial::finalize::recordings::prune_recordings;
+use voxdial::finalize::webhook::Deliverer;
+use voxdial::finalize::{Finalizer, FinalizerOptions};
 use voxdial::sim::{self, SimConfig};
 use voxdial::store::Store;
 use voxdial_esl::{ClientConfig, EslClient};
@@ -77,6 +79,49 @@ enum Cmd {
         #[command(subcommand)]
         cmd: ScriptCmd,
     },
+    /// Call recordings.
+    Recordings {
+        #[command(subcommand)]
+        cmd: RecordingsCmd,
+    },
+    /// Callback (webhook) outbox and delivery log.
+    Webhooks {
+        #[command(subcommand)]
+        cmd: WebhooksCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum RecordingsCmd {
+    /// Delete day directories older than the retention period.
+    Prune {
+        /// The recordings root (`[dialer] recordings_root`).
+        #[arg(long)]
+        root: PathBuf,
+        #[arg(long)]
+        older_than_days: u32,
+        /// Report what would be deleted without deleting.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum WebhooksCmd {
+    /// Every delivery attempt of a task's callbacks, oldest first (JSON lines).
+    Deliveries {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        task: String,
+    },
+    /// Give a task's dead callbacks another round of attempts.
+    RetryDead {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        task: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -137,6 +182,31 @@ async fn main() -> Result<()> {
             println!("schema up to date: {database_url}");
             Ok(())
         }
+        Cmd::Recordings { cmd: RecordingsCmd::Prune { root, older_than_days, dry_run } } => {
+            let report = prune_recordings(&root, older_than_days, dry_run)
+                .with_context(|| format!("pruning {}", root.display()))?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            if !report.errors.is_empty() {
+                bail!("{} path(s) could not be removed", report.errors.len());
+            }
+            Ok(())
+        }
+        Cmd::Webhooks { cmd } => {
+            init_logs("human", "warn");
+            match cmd {
+                WebhooksCmd::Deliveries { config, task } => {
+                    let store = Store::open(&Config::load(&config)?.database.url).await?;
+                    for d in store.deliveries(&task).await? {
+                        println!("{}", serde_json::to_string(&d)?);
+                    }
+                }
+                WebhooksCmd::RetryDead { config, task } => {
+                    let store = Store::open(&Config::load(&config)?.database.url).await?;
+                    println!("{} dead event(s) requeued", store.retry_dead_events(&task).await?);
+                }
+            }
+            Ok(())
+        }
         Cmd::Script { cmd: ScriptCmd::Check { file } } => {
             let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
             let script = Script::from_json(&text).with_context(|| format!("{} is not a valid script", file.display()))?;
@@ -157,16 +227,21 @@ async fn main() -> Result<()> {
 /// The daemon: runs every task whose `start` is 1 until SIGTERM / Ctrl-C.
 async fn serve(cfg: Config) -> Result<()> {
     let store = Store::open(&cfg.database.url).await?;
+    let cancel = CancellationToken::new();
+    // Every node delivers callbacks; the outbox lease keeps nodes apart.
+    let deliverer = Deliverer::start(store.clone(), cfg.webhook.clone(), cancel.clone()).context("starting webhook delivery")?;
     let Some(fs) = cfg.freeswitch.clone() else {
         tracing::info!("no [freeswitch] section: nothing to dial (API-only node)");
         tokio::signal::ctrl_c().await?;
+        cancel.cancel();
         return Ok(());
     };
     let esl = EslClient::connect(ClientConfig::new(format!("{}:{}", fs.host, fs.port), fs.password.clone()))
         .await
         .with_context(|| format!("connecting to FreeSWITCH at {}:{}", fs.host, fs.port))?;
-    let cancel = CancellationToken::new();
-    let finalizer = Finalizer::start(store.clone(), cfg.status_rules.clone(), cfg.recycle.clone(), cancel.clone());
+    let mut fopts = FinalizerOptions::from_config(&cfg);
+    fopts.webhook_wake = Some(deliverer.waker());
+    let finalizer = Finalizer::start_with(store.clone(), fopts, cancel.clone()).context("starting the finalizer")?;
     let compliance = Arc::new(cfg.compliance.clone());
     let dial_gate: Arc<voxdial::dialer::compliance::DialGate> = Arc::new(Default::default());
     let lines = voxdial::dialer::line::Lines::start(&cfg.lines);
@@ -222,5 +297,6 @@ async fn serve(cfg: Config) -> Result<()> {
     for (_, h) in running {
         let _ = h.await;
     }
+    finalizer.stopped().await;
     Ok(())
 }

@@ -512,6 +512,13 @@ impl TaskRunner {
         if end == RunEnd::Completed {
             self.store.set_task_start(task_id, 2).await?;
         }
+        if end != RunEnd::Cancelled {
+            let reason = if end == RunEnd::Completed { "completed" } else { "paused" };
+            // The stop notice is a courtesy; a failure must not fail the run.
+            if let Err(e) = crate::finalize::notify_task_stopped(&self.store, task_id, reason).await {
+                tracing::warn!(task = %task_id, "task stop notice not queued: {e}");
+            }
+        }
         Ok(end)
     }
 }

@@ -6,7 +6,7 @@ use sqlx::Row;
 use super::{now_str, Store, StoreError};
 
 /// One transcript row of the record (seed `records[]`).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct DetailWrite {
     pub notify: String,
     pub question: String,
@@ -30,7 +30,7 @@ pub struct DetailWrite {
 }
 
 /// The record of an answered call (seed 000 record).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct RecordWrite {
     pub id: String,
     pub score: i64,
@@ -44,7 +44,7 @@ pub struct RecordWrite {
 }
 
 /// Everything the finalizer writes for one attempt.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct CallWrite {
     pub callid: String,
     pub task_id: String,

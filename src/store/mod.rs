@@ -15,6 +15,7 @@ use crate::dialogue::Script;
 
 pub mod call;
 pub mod dialer;
+pub mod outbox;
 
 pub use call::{CallWrite, DetailWrite};
 
