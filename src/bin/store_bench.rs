@@ -1,10 +1,10 @@
 //! `store-bench`: store throughput and query latency on any backend (a
 //! benchmark, not a test; figures in docs/bench-store.md).
 //!
-//! 1. insert: finalized calls (history row + record + 10 detail rows + a tag
-//!    + number update + ledger update), one `write_call` at a time and in
+//! 1. insert: finalized calls (history row, record, 10 detail rows, a tag,
+//!    number update, ledger update), one `write_call` at a time and in
 //!    `write_calls` batches, from `--concurrency` tasks.
-//! 2. query: seed 000's `query_done_task_phones` filter (task_id + score,
+//! 2. query: seed 000's `query_done_task_phones` filter (task_id and score,
 //!    bill, rounds and calldate ranges, ORDER BY calldate DESC LIMIT 15
 //!    OFFSET …, plus its COUNT(*)) over `--records` records of one task,
 //!    p50/p99 over `--queries` random filters.
