@@ -151,7 +151,7 @@ impl Config {
             .hours()
             .map_err(|e| ConfigError::Invalid(format!("[compliance] calling_hours / timezone: {e}")))?;
         for l in &self.lines {
-            if !(l.cps > 0.0) || l.max_concurrent < 1 {
+            if l.cps.is_nan() || l.cps <= 0.0 || l.max_concurrent < 1 {
                 return Err(ConfigError::Invalid(format!("[[lines]] {}: cps must be > 0 and max_concurrent ≥ 1", l.name)));
             }
         }

@@ -126,7 +126,7 @@ async fn blacklist_prefix_and_callee_limit_hold_dials_back_with_a_reason() {
     let prefixed = "95588000111".to_string();
     rig.store.add_blacklist(USER, &black, "asked").await.expect("bl");
     let a = rig.task(&[shared.clone(), black.clone(), prefixed.clone()], 5, 50.0, 0).await;
-    let b = rig.task(&[shared.clone()], 5, 50.0, 0).await;
+    let b = rig.task(std::slice::from_ref(&shared), 5, 50.0, 0).await;
     let compliance = ComplianceConfig {
         limits: vec![CalleeLimit { max_calls: 1, per_secs: 300 }],
         blocked_prefixes: vec!["95".into()],

@@ -202,7 +202,6 @@ async fn outbox_row_commits_or_rolls_back_with_the_call() {
     assert_eq!(fx.count(&q("auto_call_histories"), &task).await, 0);
     assert_eq!(fx.count(&q("records"), &task).await, 0);
     assert_eq!(fx.count(&q("webhook_outbox"), &task).await, 0, "no outbox row without the call");
-    assert_eq!(fx.count(&q("webhook_staged"), &task).await, 0, "staged rows cleaned up");
     assert_eq!(fin.spool_len(), 0, "a refused call does not block the spool");
     let rejected = std::fs::read_to_string(spool.join("rejected.jsonl")).expect("rejected kept");
     assert!(rejected.contains(&bad.uuid));
@@ -216,7 +215,6 @@ async fn outbox_row_commits_or_rolls_back_with_the_call() {
     assert!(w.duplicate);
     assert_eq!(fx.count(&q("records"), &task).await, 1);
     assert_eq!(fx.count(&q("webhook_outbox"), &task).await, 1, "a duplicate call adds no event");
-    assert_eq!(fx.count(&q("webhook_staged"), &task).await, 0);
     let ev = &fx.store.outbox_events(&task).await.expect("outbox")[0];
     let v: serde_json::Value = serde_json::from_str(&ev.payload).expect("json");
     assert_eq!(v["info"]["record"]["callid"], good.uuid.as_str());
@@ -282,7 +280,6 @@ async fn database_outage_spools_calls_and_writes_each_once_after_recovery() {
         .expect("number");
     assert_eq!(row.try_get::<String, _>("callid").expect("callid"), redial.uuid, "attempts written in order");
     assert_eq!(row.try_get::<i64, _>("status").expect("status"), 1);
-    assert_eq!(fx.count("SELECT COUNT(*) FROM webhook_staged WHERE task_id = ?", &task).await, 0);
     // After recovery, writes are direct again.
     assert!(!fin.finalize(fx.call(&nums[2], 2, true)).await.expect("finalize").spooled);
     cancel.cancel();

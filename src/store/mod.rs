@@ -16,8 +16,13 @@ use crate::dialogue::Script;
 pub mod call;
 pub mod dialer;
 pub mod outbox;
+pub mod limits;
+pub mod number;
 
 pub use call::{CallWrite, DetailWrite};
+pub use number::{normalize_number, NumberError};
+
+use limits::{chars, check, check_opt};
 
 /// Store errors name what failed.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +33,12 @@ pub enum StoreError {
     Connect { url: String, source: sqlx::Error },
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("database schema version {version} is newer than this voxdial knows; upgrade voxdial (this binary knows versions up to {known})")]
+    SchemaTooNew { version: i64, known: i64 },
+    #[error("{table}.{column} is too long: {len} {unit}, at most {max} allowed")]
+    TooLong { table: &'static str, column: &'static str, len: usize, max: usize, unit: &'static str },
+    #[error("{table}.{column} contains a NUL character at byte {byte}")]
+    NulChar { table: &'static str, column: &'static str, byte: usize },
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
     #[error("task {0} not found")]
@@ -146,9 +157,22 @@ impl Store {
             .max_connections(max)
             .after_connect(move |conn, _| {
                 Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        sqlx::query("PRAGMA busy_timeout = 10000").execute(&mut *conn).await?;
-                        sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
+                    match backend {
+                        Backend::Sqlite => {
+                            sqlx::query("PRAGMA busy_timeout = 10000").execute(&mut *conn).await?;
+                            sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
+                        }
+                        // A value too long for its column, a NULL in a NOT
+                        // NULL column or a bad number is an error on every
+                        // table, never a warning with a truncated value.
+                        Backend::MySql => {
+                            sqlx::query(
+                                "SET SESSION sql_mode = CONCAT_WS(',', NULLIF(@@SESSION.sql_mode, ''), 'STRICT_ALL_TABLES', 'NO_ZERO_DATE', 'ERROR_FOR_DIVISION_BY_ZERO')",
+                            )
+                            .execute(&mut *conn)
+                            .await?;
+                        }
+                        Backend::Postgres => {}
                     }
                     Ok(())
                 })
@@ -170,28 +194,52 @@ impl Store {
         Ok(s)
     }
 
+    /// Bring the schema up to date (idempotent). A database holding a
+    /// migration this binary doesn't know was migrated by a newer voxdial:
+    /// refused with [`StoreError::SchemaTooNew`] and left untouched.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        match self.backend {
-            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&self.pool).await?,
-            Backend::Postgres | Backend::MySql => {
-                return Err(StoreError::Invalid(format!(
-                    "{:?} migrations are not shipped yet; use SQLite for now",
-                    self.backend
-                )))
+        let known = self.schema_version_known();
+        match self.migrator().run(&self.pool).await {
+            Ok(()) => Ok(()),
+            Err(sqlx::migrate::MigrateError::VersionMissing(version)) => {
+                Err(StoreError::SchemaTooNew { version, known })
             }
+            Err(e) => Err(e.into()),
         }
-        Ok(())
+    }
+
+    /// The highest schema version this binary ships for its backend.
+    pub fn schema_version_known(&self) -> i64 {
+        self.migrator().iter().map(|m| m.version).max().unwrap_or(0)
+    }
+
+    fn migrator(&self) -> sqlx::migrate::Migrator {
+        match self.backend {
+            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite"),
+            Backend::Postgres => sqlx::migrate!("./migrations/postgres"),
+            Backend::MySql => sqlx::migrate!("./migrations/mysql"),
+        }
     }
 
     /// Begin a transaction that will write. On SQLite it takes the write
-    /// lock up front (`BEGIN IMMEDIATE`): a deferred transaction that read
-    /// first cannot upgrade once another writer committed, and fails at once
-    /// with "database is locked" instead of waiting for `busy_timeout`.
+    /// lock at once (`BEGIN IMMEDIATE`): a deferred transaction that reads
+    /// first and then writes fails with "database is locked" when another
+    /// connection wrote in between, which `busy_timeout` can't wait out.
     pub async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
         Ok(match self.backend {
-            Backend::Sqlite => self.pool.begin_with(sqlx::AssertSqlSafe("BEGIN IMMEDIATE")).await?,
-            _ => self.pool.begin().await?,
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres | Backend::MySql => self.pool.begin().await?,
         })
+    }
+
+    /// `AVG(expr)` as a double on every backend: PostgreSQL's NUMERIC and
+    /// MySQL's DECIMAL averages don't decode through `Any`.
+    pub fn avg_f64(&self, expr: &str) -> String {
+        match self.backend {
+            Backend::Sqlite => format!("AVG(({expr}) * 1.0)"),
+            Backend::Postgres => format!("CAST(AVG({expr}) AS DOUBLE PRECISION)"),
+            Backend::MySql => format!("CAST(AVG({expr}) AS DOUBLE)"),
+        }
     }
 
     pub fn backend(&self) -> Backend {
@@ -245,6 +293,8 @@ impl Store {
     }
 
     pub async fn ensure_user(&self, id: &str, name: &str) -> Result<(), StoreError> {
+        check("users", "id", id, chars(limits::ID))?;
+        check("users", "name", name, chars(limits::NAME))?;
         let now = now_str();
         let q = format!(
             "{} INTO users (id, parent_id, type, name, created_at, updated_at) VALUES (?, NULL, 4, ?, ?, ?){}",
@@ -265,24 +315,34 @@ impl Store {
         }
         let now = now_str();
         let definition = serde_json::to_string(script).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        check("script_groups", "user_id", user_id, chars(limits::ID))?;
+        check("script_groups", "name", &script.name, chars(limits::NAME))?;
+        check_opt("script_groups", "description", script.description.as_deref(), limits::TEXT)?;
+        check_opt("script_groups", "tag_scene_id", script.tag_scene_id.as_deref(), chars(limits::SCRIPT_ID))?;
         let mut tx = self.begin_write().await?;
-        sqlx::query(self.sql(
-            "INSERT INTO script_groups (user_id, name, description, tag_scene_id, definition, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        ))
-        .bind(user_id)
-        .bind(&script.name)
-        .bind(script.description.clone())
-        .bind(script.tag_scene_id.clone())
-        .bind(&definition)
-        .bind(&now)
-        .bind(&now)
-        .execute(&mut *tx)
-        .await?;
-        let row = sqlx::query(self.sql("SELECT MAX(id) AS id FROM script_groups WHERE user_id = ?"))
+        // The new id comes from the insert itself (RETURNING on PostgreSQL
+        // and SQLite, LAST_INSERT_ID() on MySQL), never from MAX(id), which a
+        // concurrent import could change.
+        let ins = "INSERT INTO script_groups (user_id, name, description, tag_scene_id, definition, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)";
+        let returning = self.backend != Backend::MySql;
+        let q = if returning { format!("{ins} RETURNING id") } else { ins.to_string() };
+        let query = sqlx::query(self.sql(&q))
             .bind(user_id)
-            .fetch_one(&mut *tx)
-            .await?;
-        let group_id: i64 = row.try_get("id")?;
+            .bind(&script.name)
+            .bind(script.description.clone())
+            .bind(script.tag_scene_id.clone())
+            .bind(&definition)
+            .bind(&now)
+            .bind(&now);
+        let group_id: i64 = if returning {
+            query.fetch_one(&mut *tx).await?.try_get("id")?
+        } else {
+            query
+                .execute(&mut *tx)
+                .await?
+                .last_insert_id()
+                .ok_or_else(|| StoreError::Invalid("the driver returned no id for the new script group".into()))?
+        };
         // Ids inside a script are local to it; prefix them with the group so
         // two imports of one script never collide.
         let gid = |id: &str| format!("{group_id}:{id}");
@@ -452,6 +512,19 @@ impl Store {
         if !(t.call_per_second > 0.0 && t.call_per_second.is_finite()) {
             return Err(StoreError::Invalid(format!("call_per_second must be > 0, got {}", t.call_per_second)));
         }
+        for (col, v, w) in [
+            ("uuid", t.uuid.as_str(), chars(limits::ID)),
+            ("name", &t.name, chars(limits::NAME)),
+            ("destination_extension", &t.destination_extension, chars(limits::NAME)),
+            ("destination_dialplan", &t.destination_dialplan, chars(limits::CODE)),
+            ("destination_context", &t.destination_context, chars(limits::NAME)),
+            ("dial_format", &t.dial_format, limits::TEXT),
+            ("originate_variables", &t.originate_variables, limits::TEXT),
+            ("_origination_caller_id_number", &t.origination_caller_id_number, chars(limits::CALLER)),
+            ("user_id", &t.user_id, chars(limits::ID)),
+        ] {
+            check("autodialer_task", col, v, w)?;
+        }
         let now = now_str();
         sqlx::query(self.sql(
             "INSERT INTO autodialer_task (uuid, name, create_datetime, alter_datetime, start, maximumcall, call_per_second, recycle_limit, destination_extension, destination_dialplan, destination_context, dial_format, originate_variables, _originate_timeout, _origination_caller_id_number, user_id, group_id, call_pause_second, sort, is_top) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -526,6 +599,9 @@ impl Store {
     }
 
     pub async fn add_blacklist(&self, user_id: &str, number: &str, reason: &str) -> Result<(), StoreError> {
+        check("blacklists", "user_id", user_id, chars(limits::ID))?;
+        check("blacklists", "number", number, chars(limits::NUMBER))?;
+        check("blacklists", "reason", reason, limits::TEXT)?;
         let q = format!(
             "{} INTO blacklists (user_id, number, reason, created_at) VALUES (?, ?, ?, ?){}",
             self.insert_ignore(),
@@ -543,6 +619,19 @@ impl Store {
         rows: &[(String, BTreeMap<String, String>)],
     ) -> Result<ImportReport, StoreError> {
         let task = self.load_task(task_id).await?;
+        // Checked up front: one bad row refuses the import before anything
+        // is written (and MySQL's INSERT IGNORE would truncate it).
+        let mut vars_json = Vec::with_capacity(rows.len());
+        for (number, vars) in rows {
+            check("autodialer_number", "number", number, chars(limits::NUMBER))?;
+            let v = if vars.is_empty() {
+                None
+            } else {
+                Some(serde_json::to_string(vars).map_err(|e| StoreError::Invalid(e.to_string()))?)
+            };
+            check_opt("autodialer_number", "variables", v.as_deref(), limits::TEXT)?;
+            vars_json.push(v);
+        }
         let now = now_str();
         let mut report = ImportReport::default();
         let q = format!(
@@ -550,21 +639,20 @@ impl Store {
             self.insert_ignore(),
             self.on_conflict_nothing()
         );
-        for chunk in rows.chunks(500) {
+        for (chunk, vars_chunk) in rows.chunks(500).zip(vars_json.chunks(500)) {
             let mut tx = self.begin_write().await?;
-            for (number, vars) in chunk {
+            for ((number, _), vars_json) in chunk.iter().zip(vars_chunk) {
                 let bl = sqlx::query(self.sql("SELECT 1 AS x FROM blacklists WHERE user_id = ? AND number = ?"))
                     .bind(&task.user_id)
                     .bind(number)
                     .fetch_optional(&mut *tx)
                     .await?
                     .is_some();
-                let vars_json = if vars.is_empty() { None } else { serde_json::to_string(vars).ok() };
                 let r = sqlx::query(self.sql(&q))
                     .bind(task_id)
                     .bind(number)
                     .bind(i64::from(bl))
-                    .bind(vars_json)
+                    .bind(vars_json.clone())
                     .bind("")
                     .bind(&now)
                     .bind(&now)
@@ -594,6 +682,7 @@ impl Store {
         limit: i64,
         lease_secs: i64,
     ) -> Result<Vec<Claimed>, StoreError> {
+        check("autodialer_number", "claimed_by", node, chars(limits::NODE))?;
         let now = now_str();
         let lease = in_secs(lease_secs);
         let lock = match self.backend {
@@ -673,6 +762,10 @@ impl Store {
         uuid: &str,
         node: &str,
     ) -> Result<(), StoreError> {
+        check("dial_ledger", "task_id", task_id, chars(limits::ID))?;
+        check("dial_ledger", "number", number, chars(limits::NUMBER))?;
+        check("dial_ledger", "origination_uuid", uuid, chars(limits::ID))?;
+        check("dial_ledger", "node_id", node, chars(limits::NODE))?;
         let now = now_str();
         sqlx::query(self.sql(
             "INSERT INTO dial_ledger (task_id, number_id, number, attempt, origination_uuid, node_id, state, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'originating', ?, ?)",
@@ -691,6 +784,8 @@ impl Store {
     }
 
     pub async fn ledger_set(&self, uuid: &str, state: &str, detail: Option<&str>) -> Result<(), StoreError> {
+        check("dial_ledger", "state", state, chars(limits::SHORT))?;
+        check_opt("dial_ledger", "detail", detail, limits::TEXT)?;
         sqlx::query(self.sql("UPDATE dial_ledger SET state = ?, detail = ?, updated_at = ? WHERE origination_uuid = ?"))
             .bind(state)
             .bind(detail)
@@ -739,7 +834,7 @@ impl Store {
     /// Records per level name.
     pub async fn level_counts(&self, task_id: &str) -> Result<BTreeMap<String, i64>, StoreError> {
         let rows = sqlx::query(self.sql(
-            "SELECT COALESCE(level_name, '') AS level_name, COUNT(*) AS n FROM records WHERE task_id = ? GROUP BY level_name ORDER BY level_name",
+            "SELECT COALESCE(level_name, '') AS level_name, COUNT(*) AS n FROM records WHERE task_id = ? GROUP BY COALESCE(level_name, '') ORDER BY 1",
         ))
         .bind(task_id)
         .fetch_all(&self.pool)
@@ -759,7 +854,8 @@ impl Store {
 
     /// Average rounds of the task's records.
     pub async fn avg_rounds(&self, task_id: &str) -> Result<f64, StoreError> {
-        let r = sqlx::query(self.sql("SELECT AVG(rounds * 1.0) AS a FROM records WHERE task_id = ?"))
+        let q = format!("SELECT {} AS a FROM records WHERE task_id = ?", self.avg_f64("rounds"));
+        let r = sqlx::query(self.sql(&q))
             .bind(task_id)
             .fetch_one(&self.pool)
             .await?;

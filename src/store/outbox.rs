@@ -1,12 +1,9 @@
 //! Webhook outbox: events written in the same transaction as their call, the
 //! claim/attempt bookkeeping of the delivery actor, and the delivery log.
 //!
-//! Atomicity without a second copy of `write_call`'s SQL: a call's events are
-//! staged first (`webhook_staged`), then `write_call` runs unchanged; the
-//! `webhook_outbox_promote` trigger (migration 0002) moves the staged rows
-//! into `webhook_outbox` inside the INSERT of the call-history row. So the
-//! outbox row commits or rolls back with the call's rows, and a duplicate call
-//! (history row ignored) never promotes anything.
+//! Atomicity: `write_call_with_outbox` runs `write_call_in` and the outbox
+//! inserts in one transaction, so an event exists exactly when its call's
+//! rows do, and a duplicate call (history row already there) adds nothing.
 
 use std::collections::BTreeMap;
 
@@ -149,52 +146,30 @@ impl Store {
     /// and the outbox rows commit together, or neither does. Returns what
     /// [`Store::write_call`] returns (`false`: duplicate, nothing written).
     pub async fn write_call_with_outbox(&self, c: &CallWrite, events: &[NewEvent]) -> Result<bool, StoreError> {
-        if events.is_empty() {
-            return self.write_call(c).await;
+        let mut tx = self.begin_write().await?;
+        if !self.write_call_in(&mut tx, c).await? {
+            tx.rollback().await?;
+            return Ok(false);
         }
-        self.stage_events(&c.callid, events).await?;
-        let res = self.write_call(c).await;
-        if !matches!(res, Ok(true)) {
-            // Duplicate or failed: the trigger did not (durably) promote them.
-            // A failed cleanup only leaves rows the next staging replaces.
-            if let Err(e) = self.discard_staged(&c.callid).await {
-                tracing::debug!(call = %c.callid, "staged events not discarded: {e}");
-            }
-        }
-        res
-    }
-
-    async fn stage_events(&self, callid: &str, events: &[NewEvent]) -> Result<(), StoreError> {
-        let created = ms_str(chrono::Local::now());
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(self.sql("DELETE FROM webhook_staged WHERE callid = ?")).bind(callid).execute(&mut *tx).await?;
         for e in events {
-            sqlx::query(self.sql(
-                "INSERT INTO webhook_staged (idempotency_key, callid, task_id, kind, url, payload, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            ))
-            .bind(&e.idempotency_key)
-            .bind(callid)
-            .bind(&e.task_id)
-            .bind(&e.kind)
-            .bind(&e.url)
-            .bind(&e.payload)
-            .bind(&created)
-            .execute(&mut *tx)
-            .await?;
+            self.insert_event(&mut tx, e).await?;
         }
         tx.commit().await?;
-        Ok(())
-    }
-
-    /// Drop staged events of a call that was not written.
-    pub async fn discard_staged(&self, callid: &str) -> Result<u64, StoreError> {
-        let r = sqlx::query(self.sql("DELETE FROM webhook_staged WHERE callid = ?")).bind(callid).execute(&self.pool).await?;
-        Ok(r.rows_affected())
+        Ok(true)
     }
 
     /// Put an event that belongs to no call (e.g. a task-stop notice) straight
     /// into the outbox. `false`: an event with this key already exists.
     pub async fn enqueue_event(&self, e: &NewEvent) -> Result<bool, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let new = self.insert_event(&mut tx, e).await?;
+        tx.commit().await?;
+        Ok(new)
+    }
+
+    /// Insert one outbox row in the caller's transaction; `false` when an
+    /// event with the same idempotency key exists.
+    async fn insert_event(&self, tx: &mut sqlx::Transaction<'static, sqlx::Any>, e: &NewEvent) -> Result<bool, StoreError> {
         let now = ms_str(chrono::Local::now());
         let q = format!(
             "{} INTO webhook_outbox (task_id, callid, kind, url, payload, idempotency_key, state, attempts, next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?){}",
@@ -210,7 +185,7 @@ impl Store {
             .bind(&e.idempotency_key)
             .bind(&now)
             .bind(&now)
-            .execute(&self.pool)
+            .execute(&mut **tx)
             .await?;
         Ok(r.rows_affected() == 1)
     }

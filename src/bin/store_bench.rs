@@ -1,0 +1,424 @@
+//! `store-bench`: store throughput and query latency on any backend (a
+//! benchmark, not a test; figures in docs/bench-store.md).
+//!
+//! 1. insert: finalized calls (history row, record, 10 detail rows, a tag,
+//!    number update, ledger update), one `write_call` at a time and in
+//!    `write_calls` batches, from `--concurrency` tasks.
+//! 2. query: seed 000's `query_done_task_phones` filter (task_id and score,
+//!    bill, rounds and calldate ranges, ORDER BY calldate DESC LIMIT 15
+//!    OFFSET …, plus its COUNT(*)) over `--records` records of one task,
+//!    p50/p99 over `--queries` random filters.
+//!
+//! Point it at an empty scratch database: it migrates it and adds rows.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use sqlx::Row;
+use voxdial::store::call::RecordWrite;
+use voxdial::store::{Backend, CallWrite, DetailWrite, Store, Task};
+
+#[derive(Parser, Debug)]
+#[command(name = "store-bench", about = "voxdial store benchmark")]
+struct Args {
+    /// sqlite://…, postgres://… or mysql://… (a scratch database)
+    #[arg(long)]
+    database_url: String,
+    /// Finalized calls to write per insert mode (0: skip the insert part).
+    #[arg(long, default_value_t = 20_000)]
+    calls: usize,
+    /// Calls per `write_calls` batch.
+    #[arg(long, default_value_t = 200)]
+    batch: usize,
+    /// Concurrent writers.
+    #[arg(long, default_value_t = 4)]
+    concurrency: usize,
+    /// Calls written one by one (`write_call`); 0 skips that mode.
+    #[arg(long, default_value_t = 5_000)]
+    single_calls: usize,
+    /// Records of the query task (0: skip the query part).
+    #[arg(long, default_value_t = 1_000_000)]
+    records: usize,
+    /// Query samples.
+    #[arg(long, default_value_t = 400)]
+    queries: usize,
+    /// Random seed.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+}
+
+const USER: &str = "bench-user";
+
+/// A small deterministic generator (splitmix64): the same seed gives the
+/// same filters on every backend.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn range(&mut self, lo: i64, hi: i64) -> i64 {
+        lo + (self.next() % ((hi - lo + 1) as u64)) as i64
+    }
+}
+
+fn task(uuid: &str) -> Task {
+    Task {
+        uuid: uuid.into(),
+        name: format!("bench {uuid}"),
+        start: 0,
+        maximumcall: 100,
+        call_per_second: 50.0,
+        recycle_limit: 0,
+        destination_extension: "robot".into(),
+        destination_dialplan: "XML".into(),
+        destination_context: "default".into(),
+        dial_format: String::new(),
+        originate_variables: String::new(),
+        originate_timeout: 60,
+        origination_caller_id_number: "02512345678".into(),
+        user_id: USER.into(),
+        group_id: 1,
+        call_pause_second: 0,
+        sort: 0,
+        is_top: 0,
+    }
+}
+
+/// Insert `n` numbers for a task with multi-row statements; returns their ids.
+async fn bulk_numbers(s: &Store, task_id: &str, n: usize) -> Result<Vec<(i64, String)>> {
+    let now = voxdial::store::now_str();
+    for start in (0..n).step_by(1000) {
+        let rows = (n - start).min(1000);
+        let vals = vec!["(?, ?, ?, ?, ?)"; rows].join(", ");
+        let q = format!(
+            "INSERT INTO autodialer_number (task_id, number, next_attempt_at, created_at, updated_at) VALUES {vals}"
+        );
+        let mut query = sqlx::query(s.sql(&q));
+        for i in start..start + rows {
+            query = query.bind(task_id.to_string()).bind(format!("139{i:08}")).bind("").bind(now.clone()).bind(now.clone());
+        }
+        query.execute(s.pool()).await?;
+    }
+    let rows = sqlx::query(s.sql("SELECT id, number FROM autodialer_number WHERE task_id = ? ORDER BY id"))
+        .bind(task_id)
+        .fetch_all(s.pool())
+        .await?;
+    rows.iter().map(|r| Ok((r.try_get("id")?, r.try_get("number")?))).collect()
+}
+
+fn call(task_id: &str, number_id: i64, number: &str, i: usize) -> CallWrite {
+    let callid = uuid::Uuid::new_v4().to_string();
+    CallWrite {
+        callid: callid.clone(),
+        task_id: task_id.into(),
+        user_id: USER.into(),
+        group_id: 1,
+        number_id,
+        number: number.into(),
+        attempt: 1,
+        status: 1,
+        status_str: "已接听".into(),
+        call_status: "answered".into(),
+        hangup_code: Some("16".into()),
+        hangup_reason: Some(0),
+        hangupcause: Some("NORMAL_CLEARING".into()),
+        calldate: "2020-03-06 22:31:00".into(),
+        answerdate: Some("2020-03-06 22:31:05".into()),
+        hangupdate: "2020-03-06 22:32:40".into(),
+        bill_ms: 95_000,
+        duration_ms: 100_000,
+        caller_number: Some("02512345678".into()),
+        recordfile: Some(format!("/recordings/2020/03/06/{callid}.wav")),
+        hangup_disposition: Some(2),
+        redial_in_secs: None,
+        record: Some(RecordWrite {
+            id: uuid::Uuid::new_v4().to_string(),
+            score: (i % 100) as i64,
+            level_id: Some("1:level-a".into()),
+            level_name: Some("A级".into()),
+            intention_results: Some(1),
+            rounds: (i % 12) as i64,
+            gender: Some(1),
+            tags: vec!["tag-interested".into()],
+            details: (1..=10)
+                .map(|seq| DetailWrite {
+                    notify: if seq == 1 { "enter".into() } else { "asrmessage_notify".into() },
+                    question: format!("客户第{seq}句话，关于价格和服务的问题"),
+                    question_index: seq - 1,
+                    speak_ms: 1800,
+                    play_ms: 4200,
+                    keyword: Some("价格".into()),
+                    answer_id: Some("1:u-price".into()),
+                    answer_text: Some("价格介绍".into()),
+                    answer_content: Some("我们的价格是每月九十九元，包含全部服务。".into()),
+                    answer_action: None,
+                    word_class: Some("16".into()),
+                    score: 2,
+                    sequence: seq,
+                    asr_elapse: Some(230),
+                    gender: Some(1),
+                    asrtype: Some("aliyun".into()),
+                    decision_us: Some(850),
+                    tags: vec![],
+                    created_at: "2020-03-06 22:31:10".into(),
+                })
+                .collect(),
+        }),
+    }
+}
+
+/// Write `calls` from `concurrency` tasks, `batch` per write (1: write_call).
+async fn insert_run(s: &Store, calls: Vec<CallWrite>, batch: usize, concurrency: usize) -> Result<(usize, Duration)> {
+    let n = calls.len();
+    let chunks: Vec<Vec<CallWrite>> = calls.chunks(batch.max(1)).map(<[CallWrite]>::to_vec).collect();
+    let queue = std::sync::Arc::new(std::sync::Mutex::new(chunks));
+    let t0 = Instant::now();
+    let mut handles = Vec::new();
+    for _ in 0..concurrency.max(1) {
+        let s = s.clone();
+        let queue = queue.clone();
+        handles.push(tokio::spawn(async move {
+            let mut written = 0_usize;
+            loop {
+                let next = queue.lock().map_err(|_| anyhow::anyhow!("queue poisoned"))?.pop();
+                let Some(chunk) = next else { break };
+                if chunk.len() == 1 && batch == 1 {
+                    written += usize::from(s.write_call(&chunk[0]).await?);
+                } else {
+                    written += s.write_calls(&chunk).await?.iter().filter(|w| **w).count();
+                }
+            }
+            anyhow::Ok(written)
+        }));
+    }
+    let mut written = 0;
+    for h in handles {
+        written += h.await??;
+    }
+    let el = t0.elapsed();
+    if written != n {
+        bail!("wrote {written} of {n} calls");
+    }
+    Ok((written, el))
+}
+
+/// Fill `task_id` with `n` records straight in SQL (setup, not measured):
+/// calldate uniform over 90 days, score 0–100, bill 0–300 s (in ms),
+/// rounds 0–20, callee 1380000000x.
+async fn bulk_records(s: &Store, task_id: &str, n: usize) -> Result<()> {
+    // Pseudo-random but deterministic columns from the row number g.
+    let cols = |g: &str| {
+        (
+            format!("(({g} * 7919) % 101)"),
+            format!("((({g} * 104729) % 300001))"),
+            format!("(({g} * 31) % 21)"),
+        )
+    };
+    match s.backend() {
+        Backend::Postgres => {
+            let (score, bill, rounds) = cols("g");
+            let q = format!(
+                "INSERT INTO records (id, task_id, user_id, group_id, callid, score, callee, duration, calldate, bill, rounds, level_name, created_at, updated_at) \
+                 SELECT md5(g::text || $1), $1, $2, 1, md5('c' || g::text || $1), {score}, '138' || lpad(g::text, 8, '0'), 0, \
+                 to_char(timestamp '2020-01-01' + ((g * 7777) % 7776000) * interval '1 second', 'YYYY-MM-DD HH24:MI:SS'), \
+                 {bill}, {rounds}, 'A级', '2020-01-01 00:00:00', '2020-01-01 00:00:00' FROM generate_series(1, $3) AS g"
+            );
+            sqlx::query(sqlx::AssertSqlSafe(q)).bind(task_id).bind(USER).bind(n as i64).execute(s.pool()).await?;
+            sqlx::query("VACUUM ANALYZE records").execute(s.pool()).await?;
+        }
+        Backend::MySql => {
+            let (score, bill, rounds) = cols("seq");
+            let step = 100_000;
+            for lo in (1..=n).step_by(step) {
+                let hi = (lo + step - 1).min(n);
+                let q = format!(
+                    "INSERT INTO records (id, task_id, user_id, group_id, callid, score, callee, duration, calldate, bill, rounds, level_name, created_at, updated_at) \
+                     SELECT MD5(CONCAT(seq, ?)), ?, ?, 1, MD5(CONCAT('c', seq, ?)), {score}, CONCAT('138', LPAD(seq, 8, '0')), 0, \
+                     DATE_FORMAT(TIMESTAMP '2020-01-01 00:00:00' + INTERVAL ((seq * 7777) % 7776000) SECOND, '%Y-%m-%d %H:%i:%s'), \
+                     {bill}, {rounds}, 'A级', '2020-01-01 00:00:00', '2020-01-01 00:00:00' FROM seq_{lo}_to_{hi}"
+                );
+                sqlx::query(sqlx::AssertSqlSafe(q)).bind(task_id).bind(task_id).bind(USER).bind(task_id).execute(s.pool()).await?;
+            }
+            sqlx::query("ANALYZE TABLE records").execute(s.pool()).await?;
+        }
+        Backend::Sqlite => {
+            let (score, bill, rounds) = cols("g");
+            let q = format!(
+                "WITH RECURSIVE seq(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM seq WHERE g < ?) \
+                 INSERT INTO records (id, task_id, user_id, group_id, callid, score, callee, duration, calldate, bill, rounds, level_name, created_at, updated_at) \
+                 SELECT ? || '-' || g, ?, ?, 1, ? || '-c' || g, {score}, '138' || substr('00000000' || g, -8, 8), 0, \
+                 datetime('2020-01-01 00:00:00', '+' || ((g * 7777) % 7776000) || ' seconds'), \
+                 {bill}, {rounds}, 'A级', '2020-01-01 00:00:00', '2020-01-01 00:00:00' FROM seq"
+            );
+            sqlx::query(sqlx::AssertSqlSafe(q))
+                .bind(n as i64)
+                .bind(task_id)
+                .bind(task_id)
+                .bind(USER)
+                .bind(task_id)
+                .execute(s.pool())
+                .await?;
+            sqlx::query("ANALYZE").execute(s.pool()).await?;
+        }
+    }
+    Ok(())
+}
+
+/// CPU seconds used so far by this process and by the database server's
+/// processes (`postgres`, `mariadbd`/`mysqld`), from /proc (Linux; 0 when
+/// unreadable). The machine may be shared, so wall-clock throughput alone
+/// understates what the store costs; CPU per call doesn't.
+fn cpu_secs() -> (f64, f64) {
+    // USER_HZ is 100 on every Linux architecture voxdial targets.
+    const HZ: f64 = 100.0;
+    let ticks = |stat: &str| -> Option<(String, f64)> {
+        let open = stat.find('(')?;
+        let close = stat.rfind(')')?;
+        let comm = stat.get(open + 1..close)?.to_string();
+        let f: Vec<&str> = stat.get(close + 2..)?.split(' ').collect();
+        // after "pid (comm) ": state is field 3, utime 14, stime 15
+        let u: f64 = f.get(11)?.parse().ok()?;
+        let s: f64 = f.get(12)?.parse().ok()?;
+        Some((comm, (u + s) / HZ))
+    };
+    let own = std::fs::read_to_string("/proc/self/stat").ok().as_deref().and_then(ticks).map_or(0.0, |t| t.1);
+    let mut server = 0.0;
+    if let Ok(dir) = std::fs::read_dir("/proc") {
+        for e in dir.flatten() {
+            if let Ok(st) = std::fs::read_to_string(e.path().join("stat")) {
+                if let Some((comm, t)) = ticks(&st) {
+                    if comm == "postgres" || comm == "mariadbd" || comm == "mysqld" {
+                        server += t;
+                    }
+                }
+            }
+        }
+    }
+    (own, server)
+}
+
+fn pct(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn date(day: i64) -> String {
+    let d = chrono::NaiveDate::from_ymd_opt(2020, 1, 1).unwrap_or_default() + chrono::Days::new(day as u64);
+    d.format("%Y-%m-%d").to_string()
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let a = Args::parse();
+    let s = Store::open(&a.database_url).await.context("open")?;
+    println!("backend {:?}, url {}", s.backend(), a.database_url);
+    s.ensure_user(USER, "bench").await?;
+
+    if a.calls > 0 || a.single_calls > 0 {
+        for (mode, n, batch) in [("write_call", a.single_calls, 1), ("write_calls", a.calls, a.batch)] {
+            if n == 0 {
+                continue;
+            }
+            let tid = uuid::Uuid::new_v4().to_string();
+            s.create_task(&task(&tid)).await?;
+            let nums = bulk_numbers(&s, &tid, n).await?;
+            let calls: Vec<CallWrite> =
+                nums.iter().enumerate().map(|(i, (id, number))| call(&tid, *id, number, i)).collect();
+            let (c0, s0) = cpu_secs();
+            let (w, el) = insert_run(&s, calls, batch, a.concurrency).await?;
+            let (c1, s1) = cpu_secs();
+            let details = s.detail_rows(&tid).await?;
+            println!(
+                "insert {mode:<11} batch {batch:>4} x{} writers: {w} calls ({details} detail rows) in {:.2} s = {:.0} calls/s; CPU per call: client {:.0} µs, server {:.0} µs",
+                a.concurrency,
+                el.as_secs_f64(),
+                w as f64 / el.as_secs_f64(),
+                (c1 - c0) * 1e6 / w as f64,
+                (s1 - s0) * 1e6 / w as f64,
+            );
+        }
+    }
+
+    if a.records > 0 {
+        let tid = uuid::Uuid::new_v4().to_string();
+        s.create_task(&task(&tid)).await?;
+        let t0 = Instant::now();
+        bulk_records(&s, &tid, a.records).await?;
+        let have = s.count("SELECT COUNT(*) FROM records WHERE task_id = ?", &tid).await?;
+        println!("query setup: {have} records in one task in {:.1} s", t0.elapsed().as_secs_f64());
+        let filt = "task_id = ? AND score BETWEEN ? AND ? AND bill BETWEEN ? AND ? AND rounds BETWEEN ? AND ? AND calldate BETWEEN ? AND ?";
+        let list = format!(
+            "SELECT id, callee, score, bill, rounds, calldate, level_name, recordfile FROM records WHERE {filt} ORDER BY calldate DESC LIMIT 15 OFFSET ?"
+        );
+        let count = format!("SELECT COUNT(*) AS n FROM records WHERE {filt}");
+        let mut rng = Rng(a.seed);
+        let (mut tl, mut tc, mut tb) = (Vec::new(), Vec::new(), Vec::new());
+        let mut total_hits = 0_i64;
+        for i in 0..a.queries + 20 {
+            // A page of the UI: score level range, bills in seconds (seed:
+            // 通话时间(秒)) → ms, rounds, a 1–14 day window, pages 1–20.
+            let lo = rng.range(0, 80);
+            let score = (lo, lo + rng.range(10, 40));
+            let b = rng.range(0, 120);
+            let bill = (b * 1000, (b + rng.range(30, 180)) * 1000);
+            let r = rng.range(0, 6);
+            let rounds = (r, r + rng.range(2, 10));
+            let d = rng.range(0, 75);
+            let days = (date(d) + " 00:00:00", date(d + rng.range(1, 14)) + " 23:59:59");
+            let offset = rng.range(0, 19) * 15;
+            let bind = |q: &str| {
+                sqlx::query(s.sql(q))
+                    .bind(tid.clone())
+                    .bind(score.0)
+                    .bind(score.1)
+                    .bind(bill.0)
+                    .bind(bill.1)
+                    .bind(rounds.0)
+                    .bind(rounds.1)
+                    .bind(days.0.clone())
+                    .bind(days.1.clone())
+            };
+            let t0 = Instant::now();
+            let rows = bind(&list).bind(offset).fetch_all(s.pool()).await?;
+            let t1 = Instant::now();
+            let n: i64 = bind(&count).fetch_one(s.pool()).await?.try_get("n")?;
+            let t2 = Instant::now();
+            if rows.len() > 15 {
+                bail!("LIMIT 15 returned {} rows", rows.len());
+            }
+            if i >= 20 {
+                // the first 20 warm the caches and the statement cache
+                tl.push((t1 - t0).as_secs_f64() * 1e3);
+                tc.push((t2 - t1).as_secs_f64() * 1e3);
+                tb.push((t2 - t0).as_secs_f64() * 1e3);
+                total_hits += n;
+            }
+        }
+        for v in [&mut tl, &mut tc, &mut tb] {
+            v.sort_by(f64::total_cmp);
+        }
+        println!(
+            "query_done_task_phones over {have} records, {} samples, mean COUNT(*) {:.0} rows:",
+            a.queries,
+            total_hits as f64 / a.queries.max(1) as f64
+        );
+        for (name, v) in [("page (LIMIT 15)", &tl), ("COUNT(*)", &tc), ("page + count", &tb)] {
+            println!(
+                "  {name:<16} p50 {:>7.2} ms  p99 {:>7.2} ms  max {:>7.2} ms",
+                pct(v, 0.5),
+                pct(v, 0.99),
+                v.last().copied().unwrap_or(0.0)
+            );
+        }
+    }
+    Ok(())
+}

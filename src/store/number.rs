@@ -1,0 +1,172 @@
+//! Phone number normalization for imports (the rule is in docs/schema.md,
+//! "Phone numbers").
+//!
+//! 1. Full-width characters (`０`–`９`, `＋`, `－`, `（`, `）`, the ideographic
+//!    space) count as their ASCII forms.
+//! 2. Separators are dropped: any whitespace, `-`, `(`, `)`.
+//! 3. A `+` is allowed only as the first character that is not a separator;
+//!    anything else that is not a digit is refused, naming the character and
+//!    its 1-based position in the raw input.
+//! 4. China's country code goes: `+86`, `0086` or a bare `86` followed by an
+//!    11-digit mobile number (`1[3-9]` + 9 digits, so 13 digits with the bare
+//!    `86`) leaves the 11-digit mobile number; `+86`/`0086` followed by a
+//!    landline number (area code without its trunk 0) gives the domestic
+//!    form with the leading `0`. Other `+` numbers stay `+` and digits.
+//! 5. The result has 3 to 20 digits; numbers outside that are refused.
+
+/// Why a raw number was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NumberError {
+    #[error("phone number is empty")]
+    Empty,
+    #[error("phone number {raw:?}: invalid character {ch:?} at position {pos}")]
+    BadChar { raw: String, ch: char, pos: usize },
+    #[error("phone number {raw:?}: '+' at position {pos} is only allowed at the start")]
+    MisplacedPlus { raw: String, pos: usize },
+    #[error("phone number {raw:?} has {digits} digits; between {min} and {max} are allowed")]
+    BadLength { raw: String, digits: usize, min: usize, max: usize },
+}
+
+/// Fewest digits accepted (short service numbers such as 110 or 10086).
+pub const MIN_DIGITS: usize = 3;
+/// Most digits accepted (E.164 allows 15; room for extensions' prefixes).
+pub const MAX_DIGITS: usize = 20;
+
+fn ascii_form(c: char) -> char {
+    match c {
+        '０'..='９' => char::from(b'0' + (c as u32 - '０' as u32) as u8),
+        '＋' => '+',
+        '－' | '‐' | '‑' | '–' | '—' => '-',
+        '（' => '(',
+        '）' => ')',
+        _ => c,
+    }
+}
+
+fn is_mobile(d: &str) -> bool {
+    let b = d.as_bytes();
+    b.len() == 11 && b[0] == b'1' && (b'3'..=b'9').contains(&b[1])
+}
+
+/// Normalize a raw phone number by the rule above.
+pub fn normalize_number(raw: &str) -> Result<String, NumberError> {
+    let mut digits = String::with_capacity(raw.len());
+    let mut plus = false;
+    for (i, c) in raw.chars().enumerate() {
+        let pos = i + 1;
+        let c = ascii_form(c);
+        if c.is_whitespace() || matches!(c, '-' | '(' | ')') {
+            continue;
+        }
+        if c == '+' {
+            if plus || !digits.is_empty() {
+                return Err(NumberError::MisplacedPlus { raw: raw.to_string(), pos });
+            }
+            plus = true;
+            continue;
+        }
+        if !c.is_ascii_digit() {
+            return Err(NumberError::BadChar { raw: raw.to_string(), ch: c, pos });
+        }
+        digits.push(c);
+    }
+    if digits.is_empty() {
+        return Err(NumberError::Empty);
+    }
+    let out = if plus {
+        match digits.strip_prefix("86") {
+            Some(rest) if is_mobile(rest) => rest.to_string(),
+            Some(rest) if !rest.is_empty() && !rest.starts_with('0') => format!("0{rest}"),
+            _ => format!("+{digits}"),
+        }
+    } else if let Some(rest) = digits.strip_prefix("0086") {
+        if is_mobile(rest) {
+            rest.to_string()
+        } else if !rest.is_empty() && !rest.starts_with('0') {
+            format!("0{rest}")
+        } else {
+            digits
+        }
+    } else {
+        match digits.strip_prefix("86") {
+            Some(rest) if is_mobile(rest) => rest.to_string(),
+            _ => digits,
+        }
+    };
+    let n = out.trim_start_matches('+').len();
+    if !(MIN_DIGITS..=MAX_DIGITS).contains(&n) {
+        return Err(NumberError::BadLength { raw: raw.to_string(), digits: n, min: MIN_DIGITS, max: MAX_DIGITS });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_and_separated_forms() {
+        assert_eq!(normalize_number("18651683344").unwrap(), "18651683344");
+        assert_eq!(normalize_number(" 186-5168-3344 ").unwrap(), "18651683344");
+        assert_eq!(normalize_number("(186) 5168 3344").unwrap(), "18651683344");
+        assert_eq!(normalize_number("186\t5168\u{3000}3344").unwrap(), "18651683344");
+        assert_eq!(normalize_number("010-8888 8888").unwrap(), "01088888888");
+    }
+
+    #[test]
+    fn country_code_is_stripped_from_mobile_numbers() {
+        for raw in ["+8618651683344", "+86 186 5168 3344", "008618651683344", "8618651683344", "＋８６ １８６５１６８３３４４"] {
+            assert_eq!(normalize_number(raw).unwrap(), "18651683344", "{raw}");
+        }
+    }
+
+    #[test]
+    fn country_code_before_a_landline_gives_the_domestic_form() {
+        assert_eq!(normalize_number("+86 10 8888 8888").unwrap(), "01088888888");
+        assert_eq!(normalize_number("0086-21-66668888").unwrap(), "02166668888");
+    }
+
+    #[test]
+    fn bare_86_is_only_a_country_code_before_a_mobile_number() {
+        // 86 + 8 digits is not a 13-digit mobile form: left alone.
+        assert_eq!(normalize_number("8612345678").unwrap(), "8612345678");
+        // 86 followed by something that is not a mobile number stays.
+        assert_eq!(normalize_number("8602088888888").unwrap(), "8602088888888");
+    }
+
+    #[test]
+    fn other_international_numbers_keep_their_plus() {
+        assert_eq!(normalize_number("+1 (415) 555-0100").unwrap(), "+14155550100");
+    }
+
+    #[test]
+    fn full_width_digits_become_ascii() {
+        assert_eq!(normalize_number("１３８００１３８０００").unwrap(), "13800138000");
+    }
+
+    #[test]
+    fn junk_is_refused_naming_character_and_position() {
+        let e = normalize_number("138a0013800").unwrap_err();
+        assert_eq!(e, NumberError::BadChar { raw: "138a0013800".into(), ch: 'a', pos: 4 });
+        assert_eq!(e.to_string(), "phone number \"138a0013800\": invalid character 'a' at position 4");
+        let e = normalize_number("１３８＃").unwrap_err();
+        assert!(matches!(e, NumberError::BadChar { ch: '＃', pos: 4, .. }), "{e:?}");
+        let e = normalize_number("138.0013.8000").unwrap_err();
+        assert!(matches!(e, NumberError::BadChar { ch: '.', pos: 4, .. }), "{e:?}");
+    }
+
+    #[test]
+    fn plus_only_at_the_start() {
+        assert!(matches!(normalize_number("138+00138000"), Err(NumberError::MisplacedPlus { pos: 4, .. })));
+        assert!(matches!(normalize_number("++8613800138000"), Err(NumberError::MisplacedPlus { pos: 2, .. })));
+    }
+
+    #[test]
+    fn empty_and_lengths() {
+        assert_eq!(normalize_number(""), Err(NumberError::Empty));
+        assert_eq!(normalize_number(" - ( ) "), Err(NumberError::Empty));
+        assert!(matches!(normalize_number("12"), Err(NumberError::BadLength { digits: 2, .. })));
+        assert!(matches!(normalize_number(&"1".repeat(21)), Err(NumberError::BadLength { digits: 21, .. })));
+        assert_eq!(normalize_number("110").unwrap(), "110");
+    }
+}
