@@ -201,6 +201,10 @@ pub struct FinalizerConfig {
     pub retry_max_ms: u64,
     /// Task callback settings are re-read after this.
     pub context_ttl_ms: u64,
+    /// Append every finished call to the spool (fsync) before writing it to
+    /// the database, so a crash between a hangup and its commit loses
+    /// nothing: the spool is replayed at start, and writes are idempotent.
+    pub write_ahead: bool,
 }
 
 impl Default for FinalizerConfig {
@@ -211,6 +215,7 @@ impl Default for FinalizerConfig {
             retry_initial_ms: 200,
             retry_max_ms: 30_000,
             context_ttl_ms: 30_000,
+            write_ahead: false,
         }
     }
 }
@@ -411,7 +416,7 @@ impl Finalizer {
                 };
                 let w = build(&job.result, &opts.rules, &opts.recycle);
                 let res = match &sp {
-                    Some(sp) => finalize_spooled(&writer, sp, &drain_wake, w).await,
+                    Some(sp) => finalize_spooled(&writer, sp, &drain_wake, w, opts.config.write_ahead).await,
                     None => finalize_direct(&writer, w).await,
                 };
                 let _ = job.ack.send(res);
@@ -475,8 +480,14 @@ async fn finalize_direct(writer: &CallWriter, w: CallWrite) -> Result<Written, S
 /// With a spool: while anything waits in it, new calls queue behind (so a
 /// number's attempts are written in order); otherwise write, and spool on
 /// an outage.
-async fn finalize_spooled(writer: &CallWriter, sp: &Arc<Spool>, drain_wake: &Notify, w: CallWrite) -> Result<Written, StoreError> {
-    if sp.is_empty() {
+async fn finalize_spooled(
+    writer: &CallWriter,
+    sp: &Arc<Spool>,
+    drain_wake: &Notify,
+    w: CallWrite,
+    write_ahead: bool,
+) -> Result<Written, StoreError> {
+    if sp.is_empty() && !write_ahead {
         match writer.write(&w).await {
             Ok(new) => return Ok(written(&w, new, false)),
             Err(e) if is_transient(&e) => {
