@@ -68,6 +68,15 @@ enum Cmd {
         password: String,
         #[arg(long, default_value_t = 1.0)]
         time_scale: f64,
+        /// Callee fates: `default` or one fate for all (`answer-silent`, `busy`, …).
+        #[arg(long, default_value = "default")]
+        mix: String,
+        /// Deliver callee speech as this ASR module CUSTOM subclass instead of DETECTED_SPEECH.
+        #[arg(long)]
+        asr_custom: Option<String>,
+        /// Append every originate received to this file (JSON lines).
+        #[arg(long)]
+        originate_log: Option<PathBuf>,
     },
     /// Create or update the database schema.
     Migrate {
@@ -162,9 +171,13 @@ async fn main() -> Result<()> {
             init_logs(&cfg.log.format, &cfg.log.level);
             serve(cfg).await
         }
-        Cmd::Sim { listen, gateways, seed, password, time_scale } => {
+        Cmd::Sim { listen, gateways, seed, password, time_scale, mix, asr_custom, originate_log } => {
             init_logs("human", "info");
-            let mut cfg = SimConfig { seed, password, time_scale, ..SimConfig::default() };
+            let Some(mix) = voxdial::sim::fate::FateMix::preset(&mix) else {
+                bail!("unknown --mix {mix:?}: use default, answer-<persona>, busy, no-answer, … (see `voxdial sim --help`)");
+            };
+            let asr = asr_custom.map_or(voxdial::sim::SimAsr::DetectedSpeech, voxdial::sim::SimAsr::Custom);
+            let mut cfg = SimConfig { seed, password, time_scale, mix, asr, originate_log, ..SimConfig::default() };
             if !gateways.is_empty() {
                 cfg.gateways = gateways;
             }

@@ -147,6 +147,52 @@ pub fn hash(seed: u64, s: &str) -> u64 {
 }
 
 impl FateMix {
+    /// A named mix for the command line: `default`, or one fate for every
+    /// number: `answer-<persona>` (interested, refuser, busy, asker, mumbler,
+    /// silent, interrupter, hangs-up), `busy`, `not-found`, `unavailable`,
+    /// `decline`, `no-answer`, `service-unavailable`, `gateway-down`,
+    /// `announcement-<empty|powered-off|suspended|arrears|call-in-restricted>`.
+    pub fn preset(name: &str) -> Option<FateMix> {
+        use Announcement as A;
+        use Persona as P;
+        let one = |f: Fate| Some(FateMix { weights: vec![(f, 1)] });
+        match name {
+            "default" => Some(FateMix::default()),
+            "busy" => one(Fate::Busy),
+            "not-found" => one(Fate::NotFound),
+            "unavailable" => one(Fate::Unavailable),
+            "decline" => one(Fate::Decline),
+            "no-answer" => one(Fate::NoAnswer),
+            "service-unavailable" => one(Fate::ServiceUnavailable),
+            "gateway-down" => one(Fate::GatewayDown),
+            _ => {
+                if let Some(p) = name.strip_prefix("answer-") {
+                    let p = match p {
+                        "interested" => P::Interested,
+                        "refuser" => P::Refuser,
+                        "busy" => P::Busy,
+                        "asker" => P::Asker,
+                        "mumbler" => P::Mumbler,
+                        "silent" => P::Silent,
+                        "interrupter" => P::Interrupter,
+                        "hangs-up" => P::HangsUp,
+                        _ => return None,
+                    };
+                    return one(Fate::Answer(p));
+                }
+                let a = match name.strip_prefix("announcement-")? {
+                    "empty" => A::Empty,
+                    "powered-off" => A::PoweredOff,
+                    "suspended" => A::Suspended,
+                    "arrears" => A::Arrears,
+                    "call-in-restricted" => A::CallInRestricted,
+                    _ => return None,
+                };
+                one(Fate::Announcement(a))
+            }
+        }
+    }
+
     /// The fate of `number` under `seed`.
     pub fn fate(&self, seed: u64, number: &str) -> Fate {
         let total: u64 = self.weights.iter().map(|(_, w)| u64::from(*w)).sum();
