@@ -168,24 +168,18 @@ pub async fn run(opts: &DemoOptions) -> Result<DemoSummary, DemoError> {
     let task_id = uuid::Uuid::new_v4().to_string();
     store
         .create_task(&Task {
-            uuid: task_id.clone(),
-            name: format!("voxdial demo {}", chrono::Local::now().format("%Y-%m-%d %H:%M:%S")),
-            start: 1,
             maximumcall: opts.maximumcall,
             call_per_second: opts.cps,
             recycle_limit: 1,
-            destination_extension: "robot".into(),
-            destination_dialplan: "XML".into(),
-            destination_context: "default".into(),
             dial_format: "sofia/gateway/voxdial-sim/%s".into(),
-            originate_variables: String::new(),
             originate_timeout: 6,
             origination_caller_id_number: "02160001234".into(),
-            user_id: user_id.clone(),
-            group_id,
-            call_pause_second: 0,
-            sort: 0,
-            is_top: 0,
+            ..Task::new(
+                task_id.clone(),
+                format!("voxdial demo {}", chrono::Local::now().format("%Y-%m-%d %H:%M:%S")),
+                user_id.clone(),
+                group_id,
+            )
         })
         .await?;
     let rows: Vec<(String, BTreeMap<String, String>)> = numbers

@@ -11,3 +11,4 @@ pub mod sim;
 pub mod store;
 pub mod config;
 pub mod demo;
+pub mod benchutil;

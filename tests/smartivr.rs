@@ -33,24 +33,10 @@ async fn store_with_task(dir: &Path, numbers: &[(&str, &str)]) -> Store {
     let group_id = store.save_script(USER, &Script::from_json(SAMPLE_SCRIPT).unwrap()).await.unwrap();
     store
         .create_task(&Task {
-            uuid: TASK.into(),
-            name: "smartivr test".into(),
-            start: 1,
             maximumcall: 10,
-            call_per_second: 1.0,
-            recycle_limit: 0,
-            destination_extension: "robot".into(),
-            destination_dialplan: "XML".into(),
-            destination_context: "default".into(),
-            dial_format: String::new(),
-            originate_variables: String::new(),
             originate_timeout: 30,
             origination_caller_id_number: "02160001234".into(),
-            user_id: USER.into(),
-            group_id,
-            call_pause_second: 0,
-            sort: 0,
-            is_top: 0,
+            ..Task::new(TASK, "smartivr test", USER, group_id)
         })
         .await
         .unwrap();

@@ -217,24 +217,18 @@ const USER: &str = "4d99d91c-f5d9-49da-88da-758977cc58a9";
 
 fn task(uuid: &str, group_id: i64) -> Task {
     Task {
-        uuid: uuid.into(),
-        name: "测试任务".into(),
         start: 0,
         maximumcall: 10,
         call_per_second: 2.5,
         recycle_limit: 1,
-        destination_extension: "robot".into(),
-        destination_dialplan: "XML".into(),
-        destination_context: "default".into(),
         dial_format: "sofia/gateway/gw1/{number}".into(),
         originate_variables: "ignore_early_media=true".into(),
         originate_timeout: 45,
         origination_caller_id_number: "02512345678".into(),
-        user_id: USER.into(),
-        group_id,
         call_pause_second: 3,
         sort: 2,
         is_top: 1,
+        ..Task::new(uuid, "测试任务", USER, group_id)
     }
 }
 

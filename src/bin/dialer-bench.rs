@@ -38,25 +38,6 @@ struct Args {
     sim_addr: String,
 }
 
-fn cpu_secs() -> f64 {
-    // utime + stime of this process, in clock ticks (100 Hz on Linux).
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after = stat.rsplit(')').next().unwrap_or("");
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let t = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (t(11) + t(12)) / 100.0
-}
-
-fn peak_rss_mb() -> f64 {
-    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    s.lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse::<f64>().ok())
-        .unwrap_or(0.0)
-        / 1024.0
-}
-
 #[tokio::main]
 async fn main() -> Result<()> {
     let a = Args::parse();
@@ -82,24 +63,11 @@ async fn main() -> Result<()> {
     let task = uuid::Uuid::new_v4().to_string();
     store
         .create_task(&Task {
-            uuid: task.clone(),
-            name: "bench".into(),
-            start: 1,
             maximumcall: a.maximumcall,
             call_per_second: a.cps,
-            recycle_limit: 0,
-            destination_extension: "robot".into(),
-            destination_dialplan: "XML".into(),
-            destination_context: "default".into(),
-            dial_format: String::new(),
-            originate_variables: String::new(),
             originate_timeout: 6,
             origination_caller_id_number: "02160001234".into(),
-            user_id: user.into(),
-            group_id: group,
-            call_pause_second: 0,
-            sort: 0,
-            is_top: 0,
+            ..Task::new(task.clone(), "bench", user, group)
         })
         .await?;
     let t0 = Instant::now();
@@ -125,7 +93,7 @@ async fn main() -> Result<()> {
         progress: progress.clone(),
         cancel: cancel.clone(),
     };
-    let cpu0 = cpu_secs();
+    let cpu0 = voxdial::benchutil::cpu_secs("self");
     let start = Instant::now();
     let run = tokio::spawn(async move { runner.run(&task).await });
     let mut samples: Vec<(f64, u64)> = Vec::new();
@@ -139,7 +107,7 @@ async fn main() -> Result<()> {
         Ok(Ok(Err(e))) => println!("runner failed: {e}"),
         other => println!("runner did not stop cleanly: {other:?}"),
     }
-    let cpu = cpu_secs() - cpu0;
+    let cpu = voxdial::benchutil::cpu_secs("self") - cpu0;
     let status = probe.api("status").await.unwrap_or_default();
     let peak: i64 = status
         .lines()
@@ -163,6 +131,6 @@ async fn main() -> Result<()> {
     println!("originates / finished      {} / {}", end.1, finished);
     println!("simulator peak live        {} (maximumcall {}, breaches {})", peak, a.maximumcall, i64::from(peak > a.maximumcall));
     println!("daemon CPU                 {:.2} s = {:.3} ms per finished call", cpu, cpu * 1000.0 / finished.max(1) as f64);
-    println!("daemon peak RSS            {:.1} MB", peak_rss_mb());
+    println!("daemon peak RSS            {:.1} MB", voxdial::benchutil::peak_rss_mb("self"));
     Ok(())
 }

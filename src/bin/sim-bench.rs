@@ -23,24 +23,6 @@ struct Args {
     addr: String,
 }
 
-fn proc_cpu_secs(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit(')').next().unwrap_or("");
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let t = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (t(11) + t(12)) / 100.0
-}
-
-fn proc_hwm_mb(pid: u32) -> f64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    s.lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse::<f64>().ok())
-        .unwrap_or(0.0)
-        / 1024.0
-}
-
 #[tokio::main]
 async fn main() -> Result<()> {
     let a = Args::parse();
@@ -55,7 +37,7 @@ async fn main() -> Result<()> {
         .stderr(std::process::Stdio::null())
         .spawn()
         .context("starting the simulator")?;
-    let pid = sim.id();
+    let pid = sim.id().to_string();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let mut cfg = ClientConfig::new(a.addr.clone(), "ClueCon");
     cfg.events = vec!["ALL".into()];
@@ -76,7 +58,7 @@ async fn main() -> Result<()> {
             }
         }
     });
-    let cpu0 = proc_cpu_secs(pid);
+    let cpu0 = voxdial::benchutil::cpu_secs(&pid);
     let start = Instant::now();
     let interval = Duration::from_secs_f64(1.0 / a.cps);
     let mut next = tokio::time::Instant::now();
@@ -104,8 +86,8 @@ async fn main() -> Result<()> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let elapsed = start.elapsed().as_secs_f64();
-    let cpu = proc_cpu_secs(pid) - cpu0;
-    let hwm = proc_hwm_mb(pid);
+    let cpu = voxdial::benchutil::cpu_secs(&pid) - cpu0;
+    let hwm = voxdial::benchutil::peak_rss_mb(&pid);
     let n_events = events.load(Ordering::Relaxed);
     let _ = esl.api("hupall").await;
     tokio::time::sleep(Duration::from_secs(2)).await;

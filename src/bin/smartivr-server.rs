@@ -63,24 +63,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
             let script = Script::from_json(SAMPLE_SCRIPT)?;
             let group_id = store.save_script(user, &script).await?;
             store.create_task(&Task {
-                uuid: args.task.clone(),
-                name: "smartivr bench".into(),
-                start: 1,
                 maximumcall: 500,
                 call_per_second: 50.0,
-                recycle_limit: 0,
-                destination_extension: "robot".into(),
-                destination_dialplan: "XML".into(),
-                destination_context: "default".into(),
-                dial_format: String::new(),
-                originate_variables: String::new(),
                 originate_timeout: 30,
                 origination_caller_id_number: "02160001234".into(),
-                user_id: user.into(),
-                group_id,
-                call_pause_second: 0,
-                sort: 0,
-                is_top: 0,
+                ..Task::new(args.task.clone(), "smartivr bench", user, group_id)
             })
             .await?;
             if args.numbers > 0 {

@@ -69,24 +69,11 @@ impl Rng {
 
 fn task(uuid: &str) -> Task {
     Task {
-        uuid: uuid.into(),
-        name: format!("bench {uuid}"),
         start: 0,
         maximumcall: 100,
         call_per_second: 50.0,
-        recycle_limit: 0,
-        destination_extension: "robot".into(),
-        destination_dialplan: "XML".into(),
-        destination_context: "default".into(),
-        dial_format: String::new(),
-        originate_variables: String::new(),
-        originate_timeout: 60,
         origination_caller_id_number: "02512345678".into(),
-        user_id: USER.into(),
-        group_id: 1,
-        call_pause_second: 0,
-        sort: 0,
-        is_top: 0,
+        ..Task::new(uuid, format!("bench {uuid}"), USER, 1)
     }
 }
 

@@ -529,24 +529,11 @@ mod tests {
 
     fn task() -> Task {
         Task {
-            uuid: "t1".into(),
-            name: "t".into(),
-            start: 1,
             maximumcall: 2,
-            call_per_second: 1.0,
-            recycle_limit: 0,
-            destination_extension: "robot".into(),
-            destination_dialplan: "XML".into(),
-            destination_context: "default".into(),
             dial_format: "{origination_caller_id_number=202306071342}sofia/gateway/gw1/%s".into(),
             originate_variables: "{execute_on_media=start_da2}".into(),
             originate_timeout: 30,
-            origination_caller_id_number: String::new(),
-            user_id: "u".into(),
-            group_id: 1,
-            call_pause_second: 0,
-            sort: 0,
-            is_top: 0,
+            ..Task::new("t1", "t", "u", 1)
         }
     }
 

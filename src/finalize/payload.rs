@@ -417,24 +417,7 @@ mod tests {
     fn ctx(url: Option<&str>, t: i64) -> NotifyContext {
         NotifyContext {
             task: Task {
-                uuid: "t1".into(),
-                name: "任务".into(),
-                start: 1,
-                maximumcall: 1,
-                call_per_second: 1.0,
-                recycle_limit: 0,
-                destination_extension: "robot".into(),
-                destination_dialplan: "XML".into(),
-                destination_context: "default".into(),
-                dial_format: String::new(),
-                originate_variables: String::new(),
-                originate_timeout: 60,
-                origination_caller_id_number: String::new(),
-                user_id: "u1".into(),
-                group_id: 7,
-                call_pause_second: 0,
-                sort: 0,
-                is_top: 0,
+                ..Task::new("t1", "任务", "u1", 7)
             },
             call_notify_url: url.map(str::to_string),
             call_notify_type: t,

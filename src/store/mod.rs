@@ -114,6 +114,34 @@ pub struct Task {
     pub is_top: i64,
 }
 
+impl Task {
+    /// A running task with the seeds' defaults: one call at a time at one
+    /// call per second, no redials, `robot XML default`, a 60 s originate
+    /// timeout, no dial format (the node's default gateway is used).
+    pub fn new(uuid: impl Into<String>, name: impl Into<String>, user_id: impl Into<String>, group_id: i64) -> Task {
+        Task {
+            uuid: uuid.into(),
+            name: name.into(),
+            start: 1,
+            maximumcall: 1,
+            call_per_second: 1.0,
+            recycle_limit: 0,
+            destination_extension: "robot".into(),
+            destination_dialplan: "XML".into(),
+            destination_context: "default".into(),
+            dial_format: String::new(),
+            originate_variables: String::new(),
+            originate_timeout: 60,
+            origination_caller_id_number: String::new(),
+            user_id: user_id.into(),
+            group_id,
+            call_pause_second: 0,
+            sort: 0,
+            is_top: 0,
+        }
+    }
+}
+
 /// A number claimed for dialing.
 #[derive(Debug, Clone)]
 pub struct Claimed {

@@ -57,24 +57,12 @@ impl Rig {
         let id = uuid::Uuid::new_v4().to_string();
         self.store
             .create_task(&Task {
-                uuid: id.clone(),
-                name: "test".into(),
-                start: 1,
                 maximumcall,
                 call_per_second: cps,
                 recycle_limit,
-                destination_extension: "robot".into(),
-                destination_dialplan: "XML".into(),
-                destination_context: "default".into(),
-                dial_format: String::new(),
-                originate_variables: String::new(),
                 originate_timeout: 5,
                 origination_caller_id_number: "02160001234".into(),
-                user_id: USER.into(),
-                group_id: self.group,
-                call_pause_second: 0,
-                sort: 0,
-                is_top: 0,
+                ..Task::new(id.clone(), "test", USER, self.group)
             })
             .await
             .expect("task");

@@ -50,24 +50,12 @@ impl Fixture {
         let task_id = uuid::Uuid::new_v4().to_string();
         self.store
             .create_task(&Task {
-                uuid: task_id.clone(),
-                name: format!("task {task_id}"),
-                start: 1,
                 maximumcall: 10,
                 call_per_second: 10.0,
                 recycle_limit: 1,
-                destination_extension: "robot".into(),
-                destination_dialplan: "XML".into(),
-                destination_context: "default".into(),
-                dial_format: String::new(),
-                originate_variables: String::new(),
                 originate_timeout: 30,
                 origination_caller_id_number: "02160001234".into(),
-                user_id: USER.into(),
-                group_id: self.group_id,
-                call_pause_second: 0,
-                sort: 0,
-                is_top: 0,
+                ..Task::new(task_id.clone(), format!("task {task_id}"), USER, self.group_id)
             })
             .await
             .expect("task");
