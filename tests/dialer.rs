@@ -227,3 +227,40 @@ async fn speech_over_an_asr_module_custom_event_drives_the_dialogue() {
         .expect("rows");
     assert!(asr_rows >= 9, "three turns per call recorded ({asr_rows})");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_assignment_and_append_mode_end_action() {
+    let rig = Rig::new(mix(Fate::Busy), 10.0).await;
+    let nums = rig.numbers(30, 0);
+    let task = rig.task(&nums, 50, 100.0, 0).await;
+    sqlx::query(rig.store.sql("UPDATE autodialer_task SET random_assignment_number = 1, end_action = 2 WHERE uuid = ?"))
+        .bind(&task)
+        .execute(rig.store.pool())
+        .await
+        .expect("update");
+    let (runner, _c, _p) = rig.runner(no_limits(), no_recycle());
+    let runner = std::sync::Arc::new(runner);
+    let (r2, t2) = (runner.clone(), task.clone());
+    let h = tokio::spawn(async move { r2.run(&t2).await });
+    let start = std::time::Instant::now();
+    while rig.sim.stats().originates < 30 {
+        assert!(start.elapsed() < Duration::from_secs(10), "dialled");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let order: Vec<String> = rig.sim.originate_log().into_iter().map(|r| r.number).collect();
+    assert_ne!(order, nums, "random_assignment_number = 1 dials out of import order");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(!h.is_finished(), "end_action 2 keeps the task open for new numbers");
+    let late = rig.numbers(2, 500);
+    let rows: Vec<(String, std::collections::BTreeMap<String, String>)> =
+        late.iter().map(|n| (n.clone(), Default::default())).collect();
+    rig.store.import_numbers(&task, &rows).await.expect("import");
+    let start = std::time::Instant::now();
+    while rig.sim.stats().originates < 32 {
+        assert!(start.elapsed() < Duration::from_secs(10), "numbers imported later are dialled");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    rig.store.set_task_start(&task, 0).await.expect("pause");
+    let end = tokio::time::timeout(Duration::from_secs(5), h).await.expect("stops").expect("join").expect("run");
+    assert_eq!(end, RunEnd::Paused);
+}

@@ -374,7 +374,8 @@ impl TaskRunner {
             }
             window_closed_logged = false;
             if queue.is_empty() {
-                let claimed = match self.store.claim_numbers(task_id, &self.cfg.node_id, self.cfg.claim_batch, self.cfg.lease_secs).await {
+                let random = task.random_assignment_number != 0;
+                let claimed = match self.store.claim_numbers_ordered(task_id, &self.cfg.node_id, self.cfg.claim_batch, self.cfg.lease_secs, random).await {
                     Ok(c) => c,
                     Err(e) => {
                         // No new claims while the database is unhappy; live
@@ -385,7 +386,8 @@ impl TaskRunner {
                     }
                 };
                 if claimed.is_empty() {
-                    if calls.is_empty() && self.store.pending_numbers(task_id).await? == 0 {
+                    // end_action 2: an append-mode task keeps waiting for numbers.
+                    if task.end_action != 2 && calls.is_empty() && self.store.pending_numbers(task_id).await? == 0 {
                         break RunEnd::Completed;
                     }
                     tokio::select! {

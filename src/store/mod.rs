@@ -112,6 +112,17 @@ pub struct Task {
     pub call_pause_second: i64,
     pub sort: i64,
     pub is_top: i64,
+    /// 1: dial the numbers in random order instead of import order.
+    #[serde(default)]
+    pub random_assignment_number: i64,
+    /// When every number is final: 1 finish the task (`start` = 2);
+    /// 2 keep it running and dial numbers imported later.
+    #[serde(default = "default_end_action")]
+    pub end_action: i64,
+}
+
+fn default_end_action() -> i64 {
+    1
 }
 
 impl Task {
@@ -138,6 +149,8 @@ impl Task {
             call_pause_second: 0,
             sort: 0,
             is_top: 0,
+            random_assignment_number: 0,
+            end_action: 1,
         }
     }
 }
@@ -555,7 +568,7 @@ impl Store {
         }
         let now = now_str();
         sqlx::query(self.sql(
-            "INSERT INTO autodialer_task (uuid, name, create_datetime, alter_datetime, start, maximumcall, call_per_second, recycle_limit, destination_extension, destination_dialplan, destination_context, dial_format, originate_variables, _originate_timeout, _origination_caller_id_number, user_id, group_id, call_pause_second, sort, is_top) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO autodialer_task (uuid, name, create_datetime, alter_datetime, start, maximumcall, call_per_second, recycle_limit, destination_extension, destination_dialplan, destination_context, dial_format, originate_variables, _originate_timeout, _origination_caller_id_number, user_id, group_id, call_pause_second, sort, is_top, random_assignment_number, end_action) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         ))
         .bind(&t.uuid)
         .bind(&t.name)
@@ -577,6 +590,8 @@ impl Store {
         .bind(t.call_pause_second)
         .bind(t.sort)
         .bind(t.is_top)
+        .bind(t.random_assignment_number)
+        .bind(t.end_action)
         .execute(&self.pool)
         .await?;
         Ok(t.uuid.clone())
@@ -584,7 +599,7 @@ impl Store {
 
     pub async fn load_task(&self, uuid: &str) -> Result<Task, StoreError> {
         let r = sqlx::query(self.sql(
-            "SELECT uuid, name, start, maximumcall, call_per_second, recycle_limit, destination_extension, destination_dialplan, destination_context, dial_format, originate_variables, _originate_timeout, _origination_caller_id_number, user_id, group_id, call_pause_second, sort, is_top FROM autodialer_task WHERE uuid = ? AND deleted_at IS NULL",
+            "SELECT uuid, name, start, maximumcall, call_per_second, recycle_limit, destination_extension, destination_dialplan, destination_context, dial_format, originate_variables, _originate_timeout, _origination_caller_id_number, user_id, group_id, call_pause_second, sort, is_top, random_assignment_number, end_action FROM autodialer_task WHERE uuid = ? AND deleted_at IS NULL",
         ))
         .bind(uuid)
         .fetch_optional(&self.pool)
@@ -609,6 +624,8 @@ impl Store {
             call_pause_second: r.try_get("call_pause_second")?,
             sort: r.try_get("sort")?,
             is_top: r.try_get("is_top")?,
+            random_assignment_number: r.try_get("random_assignment_number")?,
+            end_action: r.try_get("end_action")?,
         })
     }
 
@@ -710,6 +727,19 @@ impl Store {
         limit: i64,
         lease_secs: i64,
     ) -> Result<Vec<Claimed>, StoreError> {
+        self.claim_numbers_ordered(task_id, node, limit, lease_secs, false).await
+    }
+
+    /// [`Store::claim_numbers`], in random order when `random` (the task's
+    /// `random_assignment_number`).
+    pub async fn claim_numbers_ordered(
+        &self,
+        task_id: &str,
+        node: &str,
+        limit: i64,
+        lease_secs: i64,
+        random: bool,
+    ) -> Result<Vec<Claimed>, StoreError> {
         check("autodialer_number", "claimed_by", node, chars(limits::NODE))?;
         let now = now_str();
         let lease = in_secs(lease_secs);
@@ -717,8 +747,14 @@ impl Store {
             Backend::Postgres | Backend::MySql => " FOR UPDATE SKIP LOCKED",
             Backend::Sqlite => "",
         };
+        let order = match (random, self.backend) {
+            (false, _) => "id",
+            (true, Backend::Sqlite) => "RANDOM()",
+            (true, Backend::Postgres) => "random()",
+            (true, Backend::MySql) => "RAND()",
+        };
         let q = format!(
-            "SELECT id, number, attempts, is_blacklist, variables FROM autodialer_number WHERE task_id = ? AND status = 0 AND next_attempt_at <= ? AND (claimed_by IS NULL OR claim_expires_at < ?) ORDER BY id LIMIT ?{lock}"
+            "SELECT id, number, attempts, is_blacklist, variables FROM autodialer_number WHERE task_id = ? AND status = 0 AND next_attempt_at <= ? AND (claimed_by IS NULL OR claim_expires_at < ?) ORDER BY {order} LIMIT ?{lock}"
         );
         let mut tx = self.begin_write().await?;
         let rows: Vec<AnyRow> = sqlx::query(self.sql(&q))
