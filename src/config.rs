@@ -82,6 +82,8 @@ pub struct Config {
     pub recycle: RecyclePolicy,
     pub status_rules: StatusRules,
     pub log: LogConfig,
+    /// The REST API (`[api]`).
+    pub api: crate::api::rest::ApiConfig,
 }
 
 impl Config {
