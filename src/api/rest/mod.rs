@@ -37,8 +37,10 @@ use crate::store::{Store, StoreError};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ApiConfig {
-    /// Address the HTTP API listens on (`serve --http` overrides it).
-    pub http: String,
+    /// Address the HTTP API listens on (`serve --http` overrides it). Unset:
+    /// 127.0.0.1:8080, and a taken port only disables the API (the dialer
+    /// still runs); set: a taken port stops the daemon.
+    pub http: Option<String>,
     /// Base URL clients reach this node at, for `download_voice` links;
     /// empty: `http://{http}`.
     pub public_url: String,
@@ -54,7 +56,7 @@ pub struct ApiConfig {
 impl Default for ApiConfig {
     fn default() -> Self {
         ApiConfig {
-            http: "127.0.0.1:8080".into(),
+            http: None,
             public_url: String::new(),
             voice_key_secret: String::new(),
             voice_url_ttl_secs: 24 * 3600,
@@ -62,6 +64,9 @@ impl Default for ApiConfig {
         }
     }
 }
+
+/// Where the API listens when neither `--http` nor `[api] http` says.
+pub const DEFAULT_HTTP: &str = "127.0.0.1:8080";
 
 /// Numbers of rows per page, as the seeds fix it.
 pub const PER_PAGE: i64 = 15;
@@ -87,7 +92,7 @@ impl RestState {
     /// `voice_roots`: directories `download-voice` may serve files from.
     pub fn new(store: Store, cfg: ApiConfig, voice_roots: Vec<PathBuf>) -> RestState {
         let base_url = if cfg.public_url.is_empty() {
-            format!("http://{}", cfg.http)
+            format!("http://{}", cfg.http.as_deref().unwrap_or(DEFAULT_HTTP))
         } else {
             cfg.public_url.trim_end_matches('/').to_string()
         };
@@ -190,6 +195,14 @@ impl From<StoreError> for ApiErr {
         }
     }
 }
+
+impl std::fmt::Display for ApiErr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ApiErr {}
 
 impl IntoResponse for ApiErr {
     fn into_response(self) -> Response {
@@ -372,7 +385,8 @@ async fn healthz() -> Response {
 
 /// Bind the API's listener (`http` overrides `[api] http`) and serve the REST
 /// routes until `cancel`. `serve()` calls this in one line; binding happens
-/// before it returns, so a taken port fails at startup.
+/// before it returns, so a taken port that was asked for fails at startup.
+/// The default port being taken only disables the API.
 pub async fn spawn(
     cfg: &Config,
     store: Store,
@@ -381,11 +395,18 @@ pub async fn spawn(
 ) -> Result<tokio::task::JoinHandle<Result<(), ApiError>>, ApiError> {
     let mut api = cfg.api.clone();
     if let Some(h) = http {
-        api.http = h.to_string();
+        api.http = Some(h.to_string());
     }
-    let listener = tokio::net::TcpListener::bind(&api.http).await?;
+    let listener = match tokio::net::TcpListener::bind(api.http.as_deref().unwrap_or(DEFAULT_HTTP)).await {
+        Ok(l) => l,
+        Err(e) if api.http.is_none() => {
+            tracing::warn!("REST API disabled: cannot listen on {DEFAULT_HTTP}: {e} (set [api] http or --http)");
+            return Ok(tokio::spawn(async { Ok(()) }));
+        }
+        Err(e) => return Err(e.into()),
+    };
     let addr = listener.local_addr()?;
-    api.http = addr.to_string();
+    api.http = Some(addr.to_string());
     let roots = vec![PathBuf::from(&cfg.dialer.recordings_root), PathBuf::from(&cfg.dialer.audio_root)];
     let state = RestState::new(store, api, roots);
     let app = router(state).route("/healthz", get(healthz));

@@ -254,7 +254,14 @@ pub async fn query_done_task_phones(
     if store.task_in_scope(&f.task_id, &scope).await?.is_none() {
         return Err(ApiErr::not_found(format!("task {}", f.task_id)));
     }
-    let (mut rows, total) = store.query_records(&f).await?;
+    let (data, total) = record_rows(store, &f).await?;
+    Ok(respond(&caller, StatusCode::OK, json!({"data": data, "total": total, "last_page": last_page(total, f.per_page)})))
+}
+
+/// One page of records in the shape of the seed 000 list (shared with
+/// `voxdial records query|export`).
+pub async fn record_rows(store: &Store, f: &crate::store::api::RecordFilter) -> Result<(Vec<Value>, i64), ApiErr> {
+    let (mut rows, total) = store.query_records(f).await?;
     enrich_records(store, &mut rows).await?;
     let ids: Vec<String> = rows.iter().filter_map(|r| s(r, "id").map(String::from)).collect();
     let tags = store.tags_of(&ids).await?;
@@ -279,7 +286,7 @@ pub async fn query_done_task_phones(
             pick(r, LIST_ROW)
         })
         .collect();
-    Ok(respond(&caller, StatusCode::OK, json!({"data": data, "total": total, "last_page": last_page(total, f.per_page)})))
+    Ok((data, total))
 }
 
 // ------------------------------------------------------------ seed 000 numbers
