@@ -392,7 +392,7 @@ fn filter_params(f: &RecordFlags, page: i64) -> Result<Params> {
 }
 
 enum Sink {
-    Csv(csv::Writer<Box<dyn Write>>),
+    Csv(Box<csv::Writer<Box<dyn Write>>>),
     Json(Box<dyn Write>),
 }
 
@@ -465,7 +465,7 @@ pub async fn records(cmd: RecordsCmd) -> Result<()> {
             let mut sink = if csv_out {
                 let mut w = csv::Writer::from_writer(out);
                 w.write_record(EXPORT_COLUMNS)?;
-                Sink::Csv(w)
+                Sink::Csv(Box::new(w))
             } else {
                 let mut out = out;
                 out.write_all(b"[")?;

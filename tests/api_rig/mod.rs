@@ -164,7 +164,7 @@ pub async fn tenant(store: &Store, parent: Option<&str>, name: &str, rec_dir: &P
         speak_ms: 800,
         play_ms: 740,
         keyword: Some("可以".into()),
-        answer_id: answer.map(|a| g(a)),
+        answer_id: answer.map(&g),
         answer_text: answer.map(|_| "流程1".to_string()),
         answer_content: answer.map(|_| "您好".to_string()),
         answer_action: None,

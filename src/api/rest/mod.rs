@@ -310,16 +310,14 @@ fn collect_numbers(v: &Value, out: &mut Vec<String>) {
 
 fn replace_numbers(v: &mut Value, raw: &[String]) {
     match v {
-        Value::String(s) => {
-            if raw.iter().any(|n| s.contains(n.as_str())) {
-                let mut t = s.clone();
-                for n in raw {
-                    if t.contains(n.as_str()) {
-                        t = t.replace(n.as_str(), &mask(n));
-                    }
+        Value::String(s) if raw.iter().any(|n| s.contains(n.as_str())) => {
+            let mut t = s.clone();
+            for n in raw {
+                if t.contains(n.as_str()) {
+                    t = t.replace(n.as_str(), &mask(n));
                 }
-                *s = t;
             }
+            *s = t;
         }
         Value::Object(m) => m.values_mut().for_each(|x| replace_numbers(x, raw)),
         Value::Array(a) => a.iter_mut().for_each(|x| replace_numbers(x, raw)),
