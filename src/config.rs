@@ -90,6 +90,8 @@ pub struct Config {
     /// Download links of recordings (`voice_url`).
     pub recordings: VoiceLinks,
     pub log: LogConfig,
+    /// The REST API (`[api]`).
+    pub api: crate::api::rest::ApiConfig,
 }
 
 impl Config {

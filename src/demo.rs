@@ -77,6 +77,9 @@ pub struct DemoSummary {
     pub recordings: String,
     pub elapsed_secs: f64,
     pub user_id: String,
+    /// An API token of the demo tenant: `voxdial serve --config DIR/voxdial.toml`
+    /// then serves the demo's records to it.
+    pub api_token: String,
     /// The simulator's originate log (not part of the JSON summary).
     #[serde(skip)]
     pub originate_log: Vec<crate::sim::OriginateRecord>,
@@ -154,6 +157,7 @@ pub async fn run(opts: &DemoOptions) -> Result<DemoSummary, DemoError> {
     let store = Store::open(&cfg.database.url).await?;
     let user_id = "4d99d91c-f5d9-49da-88da-758977cc58a9".to_string();
     store.ensure_user(&user_id, "voxdial demo").await?;
+    let api_token = store.create_api_token(&user_id, "demo", false).await?;
     let script = Script::from_json(SAMPLE_SCRIPT).map_err(|e| DemoError::Invalid(format!("sample script: {e}")))?;
     let group_id = store.save_script(&user_id, &script).await?;
 
@@ -283,16 +287,20 @@ pub async fn run(opts: &DemoOptions) -> Result<DemoSummary, DemoError> {
         recordings: recordings.display().to_string(),
         elapsed_secs: (started.elapsed().as_secs_f64() * 10.0).round() / 10.0,
         user_id,
+        api_token,
         originate_log: log,
     };
     Ok(summary)
 }
 
+/// The config left behind has no `[freeswitch]` section: the simulator is
+/// gone once the demo exits, so `voxdial serve` runs as an API-only node.
 fn write_config(dir: &Path, cfg: &Config) -> Result<(), DemoError> {
     let path = dir.join("voxdial.toml");
+    let api_only = Config { freeswitch: None, ..cfg.clone() };
     let text = format!(
-        "# Written by `voxdial demo`: the demo's database, and the simulator it ran against\n# (the simulator is gone once the demo exits).\n{}",
-        cfg.to_toml()
+        "# Written by `voxdial demo`: the demo's database. `voxdial serve --config` this file\n# serves its records over the REST API (add a [freeswitch] section to dial).\n{}",
+        api_only.to_toml()
     );
     std::fs::write(&path, text).map_err(|e| DemoError::Io { path: path.display().to_string(), source: e })
 }

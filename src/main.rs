@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
+use voxdial::cli;
 use voxdial::config::Config;
 use voxdial::demo::{self, DemoOptions};
 use voxdial::dialer::{Progress, TaskRunner};
@@ -51,10 +52,14 @@ enum Cmd {
         #[arg(long)]
         quiet: bool,
     },
-    /// Run the daemon against the configured FreeSWITCH and database.
+    /// Run the daemon: the REST API, and the dialer when the config has a
+    /// `[freeswitch]` section.
     Serve {
         #[arg(long)]
         config: PathBuf,
+        /// Address of the REST API (overrides `[api] http`).
+        #[arg(long)]
+        http: Option<String>,
     },
     /// Run the FreeSWITCH simulator on its own.
     Sim {
@@ -97,6 +102,31 @@ enum Cmd {
     Webhooks {
         #[command(subcommand)]
         cmd: WebhooksCmd,
+    },
+    /// Tasks: create, import numbers, start / pause / stop, status, list.
+    Task {
+        #[command(subcommand)]
+        cmd: cli::TaskCmd,
+    },
+    /// Call records: query a page, export all.
+    Records {
+        #[command(subcommand)]
+        cmd: cli::RecordsCmd,
+    },
+    /// Accounts (main and sub-accounts).
+    User {
+        #[command(subcommand)]
+        cmd: cli::UserCmd,
+    },
+    /// API tokens.
+    Token {
+        #[command(subcommand)]
+        cmd: cli::TokenCmd,
+    },
+    /// Print the REST API's OpenAPI document.
+    Openapi {
+        #[arg(long)]
+        output: Option<PathBuf>,
     },
 }
 
@@ -166,11 +196,28 @@ async fn main() -> Result<()> {
             }
             Ok(())
         }
-        Cmd::Serve { config } => {
+        Cmd::Serve { config, http } => {
             let cfg = Config::load(&config)?;
             init_logs(&cfg.log.format, &cfg.log.level);
-            serve(cfg).await
+            serve(cfg, http).await
         }
+        Cmd::Task { cmd } => {
+            init_logs("human", "warn");
+            cli::task(cmd).await
+        }
+        Cmd::Records { cmd } => {
+            init_logs("human", "warn");
+            cli::records(cmd).await
+        }
+        Cmd::User { cmd } => {
+            init_logs("human", "warn");
+            cli::user(cmd).await
+        }
+        Cmd::Token { cmd } => {
+            init_logs("human", "warn");
+            cli::token(cmd).await
+        }
+        Cmd::Openapi { output } => cli::openapi(output.as_deref()),
         Cmd::Sim { listen, gateways, seed, password, time_scale, mix, asr_custom, originate_log } => {
             init_logs("human", "info");
             let Some(mix) = voxdial::sim::fate::FateMix::preset(&mix) else {
@@ -237,16 +284,23 @@ async fn main() -> Result<()> {
     }
 }
 
-/// The daemon: runs every task whose `start` is 1 until SIGTERM / Ctrl-C.
-async fn serve(cfg: Config) -> Result<()> {
+/// The daemon: serves the API and runs every task whose `start` is 1 until
+/// SIGTERM / Ctrl-C.
+async fn serve(cfg: Config, http: Option<String>) -> Result<()> {
     let store = Store::open(&cfg.database.url).await?;
     let cancel = CancellationToken::new();
     // Every node delivers callbacks; the outbox lease keeps nodes apart.
     let deliverer = Deliverer::start(store.clone(), cfg.webhook.clone(), cancel.clone()).context("starting webhook delivery")?;
+    let api = voxdial::api::rest::spawn(&cfg, store.clone(), http.as_deref(), cancel.clone()).await?;
     let Some(fs) = cfg.freeswitch.clone() else {
         tracing::info!("no [freeswitch] section: nothing to dial (API-only node)");
-        tokio::signal::ctrl_c().await?;
+        let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = sigterm.recv() => {}
+        }
         cancel.cancel();
+        api.await??;
         return Ok(());
     };
     let esl = EslClient::connect(ClientConfig::new(format!("{}:{}", fs.host, fs.port), fs.password.clone()))
@@ -311,5 +365,6 @@ async fn serve(cfg: Config) -> Result<()> {
         let _ = h.await;
     }
     finalizer.stopped().await;
+    let _ = api.await;
     Ok(())
 }

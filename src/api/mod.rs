@@ -1,12 +1,17 @@
-//! The daemon's HTTP API. Today: `POST /smartivr`, the flow endpoint of the
-//! smartivr robot modules, and `GET /healthz`.
+//! The daemon's HTTP API: `POST /smartivr`, the flow endpoint of the
+//! smartivr robot modules, `GET /healthz`, and the REST API ([`rest`]) with
+//! the seeds' record endpoints, task management and number import.
 //!
 //! One [`Dialogue`] per live callid lives in memory ([`session`]); every
 //! transcript row is appended to the [`journal`] before the reply leaves, and
 //! the call's database rows are written once, at `leave`, by the finalizer.
 
+pub mod import;
 pub mod journal;
+pub mod openapi;
+pub mod rest;
 pub mod session;
+pub mod voice;
 
 use std::path::PathBuf;
 use std::time::Duration;

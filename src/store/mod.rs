@@ -13,6 +13,7 @@ use sqlx::{AnyPool, Row};
 
 use crate::dialogue::Script;
 
+pub mod api;
 pub mod call;
 pub mod dialer;
 pub mod outbox;

@@ -1,0 +1,741 @@
+//! Management endpoints: tasks and their progress, number import, scripts,
+//! levels, tags, the blacklist and dial-time groups. Task creation and
+//! validation live here as plain functions so the CLI runs the same checks.
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path as UrlPath, RawQuery, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use futures::TryStreamExt;
+use serde_json::{json, Map, Value};
+
+use super::params::Params;
+use super::{ok, ApiErr, ApiResult, Caller, RestState, PER_PAGE};
+use crate::api::import::{self, Format};
+use crate::dialer::window::DialWindowSpec;
+use crate::dialogue::Script;
+use crate::store::api::{last_page, OwnedTable, Scope};
+use crate::store::{Store, Task};
+
+/// Keys a task object may carry but that are not set by clients (the seeds'
+/// read-only fields); ignored silently on create and update.
+const READ_ONLY: &[&str] = &[
+    "uuid", "create_datetime", "alter_datetime", "user_id", "start_str", "group_str", "progress_bar", "group",
+    "deleted_at", "enable", "sub_user_id",
+];
+
+/// How a writable task column is checked.
+enum Kind {
+    Text { max: usize, required: bool },
+    Int { lo: i64, hi: i64 },
+    Real { lo: f64, hi: f64 },
+    Url,
+    /// A nullable id, checked against the tenant by the caller.
+    Id,
+}
+
+/// Writable task columns (seed `info.task` names).
+const COLUMNS: &[(&str, Kind)] = &[
+    ("name", Kind::Text { max: 255, required: true }),
+    ("start", Kind::Int { lo: 0, hi: 2 }),
+    ("maximumcall", Kind::Int { lo: 1, hi: 100_000 }),
+    ("call_per_second", Kind::Real { lo: 0.001, hi: 10_000.0 }),
+    ("recycle_limit", Kind::Int { lo: 0, hi: 100 }),
+    ("random_assignment_number", Kind::Int { lo: 0, hi: 1 }),
+    ("destination_extension", Kind::Text { max: 64, required: false }),
+    ("destination_dialplan", Kind::Text { max: 32, required: false }),
+    ("destination_context", Kind::Text { max: 64, required: false }),
+    ("dial_format", Kind::Text { max: 1024, required: false }),
+    ("originate_variables", Kind::Text { max: 4096, required: false }),
+    ("_originate_timeout", Kind::Int { lo: 1, hi: 600 }),
+    ("_origination_caller_id_number", Kind::Text { max: 64, required: false }),
+    ("group_id", Kind::Int { lo: 1, hi: i64::MAX }),
+    ("call_pause_second", Kind::Int { lo: 0, hi: 86_400 }),
+    ("sort", Kind::Int { lo: -1_000_000, hi: 1_000_000 }),
+    ("is_top", Kind::Int { lo: 0, hi: 1 }),
+    ("remark", Kind::Text { max: 1024, required: false }),
+    ("domain", Kind::Text { max: 255, required: false }),
+    ("caller_line_id", Kind::Text { max: 64, required: false }),
+    ("call_notify_url", Kind::Url),
+    ("call_notify_type", Kind::Int { lo: 0, hi: 9 }),
+    ("call_stop_notify_url", Kind::Url),
+    ("end_action", Kind::Int { lo: 0, hi: 9 }),
+    ("task_type", Kind::Int { lo: 0, hi: 9 }),
+    ("dial_time_id", Kind::Id),
+];
+
+/// Validated task columns, and the keys that were ignored as unknown.
+pub struct TaskSpec {
+    pub cols: Vec<(&'static str, Value)>,
+    pub ignored: Vec<String>,
+}
+
+impl TaskSpec {
+    fn get(&self, k: &str) -> Option<&Value> {
+        self.cols.iter().find(|(c, _)| *c == k).map(|(_, v)| v)
+    }
+    fn text(&self, k: &str, default: &str) -> String {
+        self.get(k).and_then(Value::as_str).unwrap_or(default).to_string()
+    }
+    fn int(&self, k: &str, default: i64) -> i64 {
+        self.get(k).and_then(Value::as_i64).unwrap_or(default)
+    }
+}
+
+/// Check every given task field; `creating` requires `name` and `group_id`.
+pub fn task_spec(p: &Params, creating: bool) -> Result<TaskSpec, ApiErr> {
+    let mut cols = Vec::new();
+    for (name, kind) in COLUMNS {
+        let given = p.0.get(*name);
+        let v = match kind {
+            Kind::Text { max, required } => match p.string(name)? {
+                Some(s) if s.chars().count() > *max => return Err(ApiErr::param(name, format!("longer than {max} characters"))),
+                Some(s) => Some(Value::String(s)),
+                None if given.is_some() && !required => Some(Value::String(String::new())),
+                None => None,
+            },
+            Kind::Int { lo, hi } => p.int_in(name, *lo, *hi)?.map(Value::from),
+            Kind::Real { lo, hi } => match p.get(name) {
+                None => None,
+                Some(v) => {
+                    let f = v
+                        .as_f64()
+                        .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+                        .filter(|f: &f64| f.is_finite())
+                        .ok_or_else(|| ApiErr::param(name, format!("must be a number, got {v}")))?;
+                    if f < *lo || f > *hi {
+                        return Err(ApiErr::param(name, format!("must be between {lo} and {hi}, got {f}")));
+                    }
+                    Some(Value::from(f))
+                }
+            },
+            Kind::Url => match p.string(name)? {
+                Some(u) if !(u.starts_with("http://") || u.starts_with("https://")) => {
+                    return Err(ApiErr::param(name, format!("must be an http:// or https:// URL, got {u:?}")))
+                }
+                Some(u) if u.len() > 2048 => return Err(ApiErr::param(name, "longer than 2048 characters")),
+                Some(u) => Some(Value::String(u)),
+                None if given.is_some() => Some(Value::Null),
+                None => None,
+            },
+            Kind::Id => match p.string(name)? {
+                Some(s) => Some(Value::String(s)),
+                None if given.is_some() => Some(Value::Null),
+                None => None,
+            },
+        };
+        if let Some(v) = v {
+            cols.push((*name, v));
+        }
+    }
+    let spec = TaskSpec {
+        ignored: p
+            .0
+            .keys()
+            .filter(|k| !COLUMNS.iter().any(|(c, _)| c == k) && !READ_ONLY.contains(&k.as_str()))
+            .cloned()
+            .collect(),
+        cols,
+    };
+    if creating {
+        if spec.get("name").is_none() {
+            return Err(ApiErr::param("name", "is required"));
+        }
+        if spec.get("group_id").is_none() {
+            return Err(ApiErr::param("group_id", "is required (the script group the robot speaks)"));
+        }
+    }
+    if let Some(f) = spec.get("dial_format").and_then(Value::as_str) {
+        if !f.is_empty() && !f.contains("%s") {
+            return Err(ApiErr::param("dial_format", "must contain %s where the number goes"));
+        }
+    }
+    Ok(spec)
+}
+
+/// The tenant may use the script group and dial-time group the spec names.
+async fn check_refs(store: &Store, scope: &Scope, spec: &TaskSpec) -> Result<(), ApiErr> {
+    if let Some(g) = spec.get("group_id").and_then(Value::as_i64) {
+        if store.script_group_in_tenant(g, &scope.tenant).await?.is_none() {
+            return Err(ApiErr::param("group_id", format!("no script group {g} for this account")));
+        }
+    }
+    if let Some(d) = spec.get("dial_time_id").and_then(Value::as_str) {
+        if !store.owned(OwnedTable::DialTimeGroups, d, &scope.tenant).await? {
+            return Err(ApiErr::param("dial_time_id", format!("no dial-time group {d} for this account")));
+        }
+    }
+    Ok(())
+}
+
+/// Create a task for `scope.owner` from validated parameters; returns its
+/// uuid and the ignored keys. Shared by the API and `voxdial task create`.
+pub async fn create_task_from(store: &Store, scope: &Scope, p: &Params) -> Result<(String, Vec<String>), ApiErr> {
+    let spec = task_spec(p, true)?;
+    check_refs(store, scope, &spec).await?;
+    let uuid = match p.string("uuid")? {
+        Some(u) if u.len() > 64 || u.is_empty() => return Err(ApiErr::param("uuid", "must be 1–64 characters")),
+        Some(u) => {
+            let exists = sqlx::query(store.sql("SELECT 1 AS x FROM autodialer_task WHERE uuid = ?"))
+                .bind(&u)
+                .fetch_optional(store.pool())
+                .await
+                .map_err(crate::store::StoreError::from)?
+                .is_some();
+            if exists {
+                return Err(ApiErr::new(StatusCode::CONFLICT, format!("uuid: task {u} already exists")));
+            }
+            u
+        }
+        None => uuid::Uuid::new_v4().to_string(),
+    };
+    let task = Task {
+        uuid: uuid.clone(),
+        name: spec.text("name", ""),
+        start: spec.int("start", 0),
+        maximumcall: spec.int("maximumcall", 1),
+        call_per_second: spec.get("call_per_second").and_then(Value::as_f64).unwrap_or(1.0),
+        recycle_limit: spec.int("recycle_limit", 0),
+        destination_extension: spec.text("destination_extension", "robot"),
+        destination_dialplan: spec.text("destination_dialplan", "XML"),
+        destination_context: spec.text("destination_context", "default"),
+        dial_format: spec.text("dial_format", ""),
+        originate_variables: spec.text("originate_variables", ""),
+        originate_timeout: spec.int("_originate_timeout", 60),
+        origination_caller_id_number: spec.text("_origination_caller_id_number", ""),
+        user_id: scope.owner.clone(),
+        group_id: spec.int("group_id", 0),
+        call_pause_second: spec.int("call_pause_second", 0),
+        sort: spec.int("sort", 0),
+        is_top: spec.int("is_top", 0),
+        random_assignment_number: spec.int("random_assignment_number", 0),
+        end_action: spec.int("end_action", 1),
+    };
+    store.create_task(&task).await?;
+    const IN_STRUCT: &[&str] = &[
+        "name", "start", "maximumcall", "call_per_second", "recycle_limit", "destination_extension",
+        "destination_dialplan", "destination_context", "dial_format", "originate_variables", "_originate_timeout",
+        "_origination_caller_id_number", "group_id", "call_pause_second", "sort", "is_top",
+        "random_assignment_number", "end_action",
+    ];
+    let extra: Vec<(&'static str, Value)> = spec.cols.iter().filter(|(c, _)| !IN_STRUCT.contains(c)).cloned().collect();
+    if !extra.is_empty() {
+        store.update_task_columns(&uuid, scope, &extra).await?;
+    }
+    Ok((uuid, spec.ignored))
+}
+
+fn body_params(headers: &HeaderMap, body: &[u8]) -> Result<Params, ApiErr> {
+    let mut p = Params::default();
+    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    p.merge_body(ct, body)?;
+    Ok(p)
+}
+
+fn query(q: &Option<String>) -> Params {
+    Params::from_query(q.as_deref().unwrap_or(""))
+}
+
+async fn scope(st: &RestState, caller: &Caller, q: &Params) -> Result<Scope, ApiErr> {
+    caller.scope(st, q.string("sub_user_id")?.as_deref()).await
+}
+
+async fn task_of(st: &RestState, scope: &Scope, task_id: &str) -> Result<Map<String, Value>, ApiErr> {
+    st.store().task_in_scope(task_id, scope).await?.ok_or_else(|| ApiErr::not_found(format!("task {task_id}")))
+}
+
+fn task_json(mut t: Map<String, Value>) -> Value {
+    let start = t.get("start").and_then(Value::as_i64).unwrap_or(0);
+    t.insert("start_str".into(), Value::from(crate::store::api::start_str(start)));
+    Value::Object(t)
+}
+
+// ------------------------------------------------------------------ tasks
+
+pub async fn list_tasks(State(st): State<RestState>, caller: Caller, RawQuery(q): RawQuery) -> ApiResult {
+    let q = query(&q);
+    let scope = scope(&st, &caller, &q).await?;
+    let tasks: Vec<Value> = st.store().list_tasks(&scope).await?.into_iter().map(task_json).collect();
+    Ok(ok("ok", json!({"data": tasks, "total": tasks.len()})))
+}
+
+pub async fn create_task(
+    State(st): State<RestState>,
+    caller: Caller,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult {
+    let q = query(&q);
+    let scope = scope(&st, &caller, &q).await?;
+    let p = body_params(&headers, &body)?;
+    let (uuid, ignored) = create_task_from(st.store(), &scope, &p).await?;
+    let task = task_of(&st, &scope, &uuid).await?;
+    let mut resp = ok("task created", json!({"task": task_json(task), "ignored": ignored}));
+    *resp.status_mut() = StatusCode::CREATED;
+    Ok(resp)
+}
+
+pub async fn get_task(
+    State(st): State<RestState>,
+    caller: Caller,
+    UrlPath(task_id): UrlPath<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult {
+    let q = query(&q);
+    let scope = scope(&st, &caller, &q).await?;
+    Ok(ok("ok", task_json(task_of(&st, &scope, &task_id).await?)))
+}
+
+pub async fn update_task(
+    State(st): State<RestState>,
+    caller: Caller,
+    UrlPath(task_id): UrlPath<String>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult {
+    let q = query(&q);
+    let scope = scope(&st, &caller, &q).await?;
+    task_of(&st, &scope, &task_id).await?;
+    let spec = task_spec(&body_params(&headers, &body)?, false)?;
+    if let Some(Value::String(n)) = spec.get("name") {
+        if n.is_empty() {
+            return Err(ApiErr::param("name", "must not be empty"));
+        }
+    }
+    check_refs(st.store(), &scope, &spec).await?;
+    st.store().update_task_columns(&task_id, &scope, &spec.cols).await?;
+    let task = task_of(&st, &scope, &task_id).await?;
+    Ok(ok("task updated", json!({"task": task_json(task), "ignored": spec.ignored})))
+}
+
+pub async fn delete_task(
+    State(st): State<RestState>,
+    caller: Caller,
+    UrlPath(task_id): UrlPath<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult {
+    let q = query(&q);
+    let scope = scope(&st, &caller, &q).await?;
+    if !st.store().delete_task(&task_id, &scope).await? {
+        return Err(ApiErr::not_found(format!("task {task_id}")));
+    }
+    Ok(ok("task deleted", json!({"uuid": task_id})))
+}
+
+async fn set_start(st: RestState, caller: Caller, task_id: String, q: Option<String>, start: i64) -> ApiResult {
+    let q = query(&q);
+    let scope = scope(&st, &caller, &q).await?;
+    if !st.store().set_task_start_in_scope(&task_id, &scope, start).await? {
+        return Err(ApiErr::not_found(format!("task {task_id}")));
+    }
+    let task = task_of(&st, &scope, &task_id).await?;
+    let progress = st.store().task_progress(&task, st.cfg().cps_window_secs).await?;
+    Ok(ok(crate::store::api::start_str(start), json!(progress)))
+}
+
+pub async fn start_task(
+    State(st): State<RestState>,
+    caller: Caller,
+    UrlPath(task_id): UrlPath<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult {
+    set_start(st, caller, task_id, q, 1).await
+}
+
+pub async fn pause_task(
+    State(st): State<RestState>,
+    caller: Caller,
+    UrlPath(task_id): UrlPath<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult {
+    set_start(st, caller, task_id, q, 0).await
+}
+
+pub async fn stop_task(
+    State(st): State<RestState>,
+    caller: Caller,
+    UrlPath(task_id): UrlPath<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult {
+    set_start(st, caller, task_id, q, 2).await
+}
+
+/// Live progress: dialled, in flight, per-status counts, achieved CPS.
+pub async fn task_status(
+    State(st): State<RestState>,
+    caller: Caller,
+    UrlPath(task_id): UrlPath<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult {
+    let q = query(&q);
+    let scope = scope(&st, &caller, &q).await?;
+    let task = task_of(&st, &scope, &task_id).await?;
+    let progress = st.store().task_progress(&task, st.cfg().cps_window_secs).await?;
+    Ok(ok("ok", json!(progress)))
+}
+
+/// Stream an upload of numbers (CSV, JSON array or NDJSON) into a task.
+pub async fn import_numbers(
+    State(st): State<RestState>,
+    caller: Caller,
+    UrlPath(task_id): UrlPath<String>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult {
+    let q = query(&q);
+    let scope = scope(&st, &caller, &q).await?;
+    task_of(&st, &scope, &task_id).await?;
+    let format = match q.string("format")?.as_deref() {
+        Some("csv") => Format::Csv,
+        Some("json") | Some("ndjson") => Format::Json,
+        Some(other) => return Err(ApiErr::param("format", format!("must be csv or json, got {other:?}"))),
+        None => Format::guess(headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("")),
+    };
+    let stream = body.into_data_stream().map_err(std::io::Error::other);
+    let reader = tokio_util::io::StreamReader::new(stream);
+    let report = import::import(st.store(), &task_id, &scope.tenant, reader, format)
+        .await
+        .map_err(|e| match e {
+            import::ImportError::Store(s) => ApiErr::from(s),
+            other => ApiErr::param("body", other.to_string()),
+        })?;
+    Ok(ok("import finished", json!(report)))
+}
+
+/// Attach (or with `null`, detach) a dial-time group.
+pub async fn set_task_dial_time(
+    State(st): State<RestState>,
+    caller: Caller,
+    UrlPath(task_id): UrlPath<String>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult {
+    let q = query(&q);
+    let scope = scope(&st, &caller, &q).await?;
+    task_of(&st, &scope, &task_id).await?;
+    let p = body_params(&headers, &body)?;
+    if !p.0.contains_key("dial_time_group_id") {
+        return Err(ApiErr::param("dial_time_group_id", "is required (null detaches)"));
+    }
+    let group = p.string("dial_time_group_id")?;
+    if let Some(g) = &group {
+        if !st.store().owned(OwnedTable::DialTimeGroups, g, &scope.tenant).await? {
+            return Err(ApiErr::param("dial_time_group_id", format!("no dial-time group {g} for this account")));
+        }
+    }
+    st.store().set_task_dial_time(&task_id, group.as_deref()).await?;
+    Ok(ok("dial-time group set", json!({"uuid": task_id, "dial_time_id": group})))
+}
+
+/// Callback delivery log of a task.
+///
+/// TODO(lead): the finalizer branch adds the delivery-log table (one row per
+/// webhook attempt); once merged, list it here (read-only, paged like the
+/// other lists). Until then: 501 after the usual scope check.
+pub async fn callback_log(
+    State(st): State<RestState>,
+    caller: Caller,
+    UrlPath(task_id): UrlPath<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult {
+    let q = query(&q);
+    let scope = scope(&st, &caller, &q).await?;
+    task_of(&st, &scope, &task_id).await?;
+    Err(ApiErr::new(
+        StatusCode::NOT_IMPLEMENTED,
+        "callback delivery log: not available in this build (lands with the finalizer's delivery log)",
+    ))
+}
+
+// ---------------------------------------------------------------- scripts
+
+pub async fn list_scripts(State(st): State<RestState>, caller: Caller, RawQuery(q): RawQuery) -> ApiResult {
+    let q = query(&q);
+    let scope = scope(&st, &caller, &q).await?;
+    let groups = st.store().list_script_groups(&scope.tenant).await?;
+    Ok(ok("ok", json!({"data": groups, "total": groups.len()})))
+}
+
+/// Import a script (`dialogue::Script` JSON); every validation problem is
+/// listed in `data`.
+pub async fn import_script(
+    State(st): State<RestState>,
+    caller: Caller,
+    RawQuery(q): RawQuery,
+    body: Bytes,
+) -> ApiResult {
+    let q = query(&q);
+    let scope = scope(&st, &caller, &q).await?;
+    let text = std::str::from_utf8(&body).map_err(|_| ApiErr::param("body", "not UTF-8"))?;
+    let script = Script::from_json(text).map_err(|e| ApiErr::param("body", format!("not a valid script: {e}")))?;
+    let problems: Vec<String> = script.validate().iter().map(ToString::to_string).collect();
+    if !problems.is_empty() {
+        return Err(ApiErr::param("body", format!("{} problem(s) in the script: {}", problems.len(), problems.join("; ")))
+            .with_data(json!(problems)));
+    }
+    let id = st.store().save_script(&scope.owner, &script).await?;
+    let mut resp = ok("script imported", json!({"id": id, "name": script.name, "utterances": script.utterances.len()}));
+    *resp.status_mut() = StatusCode::CREATED;
+    Ok(resp)
+}
+
+/// Export a script as it was imported (re-importable).
+pub async fn export_script(
+    State(st): State<RestState>,
+    caller: Caller,
+    UrlPath(group_id): UrlPath<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult {
+    let q = query(&q);
+    let scope = scope(&st, &caller, &q).await?;
+    let id: i64 = group_id.parse().map_err(|_| ApiErr::param("group_id", format!("must be an integer, got {group_id:?}")))?;
+    let row = st
+        .store()
+        .script_group_in_tenant(id, &scope.tenant)
+        .await?
+        .ok_or_else(|| ApiErr::not_found(format!("script group {id}")))?;
+    let def = row.get("definition").and_then(Value::as_str).unwrap_or("{}");
+    let mut script: Script =
+        serde_json::from_str(def).map_err(|e| ApiErr::new(StatusCode::INTERNAL_SERVER_ERROR, format!("stored script: {e}")))?;
+    script.id = id;
+    Ok(ok("ok", json!(script)))
+}
+
+// ----------------------------------------------------------------- levels
+
+pub async fn list_levels(State(st): State<RestState>, caller: Caller, RawQuery(q): RawQuery) -> ApiResult {
+    let q = query(&q);
+    let scope = scope(&st, &caller, &q).await?;
+    let levels = st.store().list_levels(&scope.tenant, q.int("group_id")?).await?;
+    Ok(ok("ok", json!({"data": levels, "total": levels.len()})))
+}
+
+pub async fn create_level(
+    State(st): State<RestState>,
+    caller: Caller,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult {
+    let q = query(&q);
+    let scope = scope(&st, &caller, &q).await?;
+    let p = body_params(&headers, &body)?;
+    let name = p.required_string("name")?;
+    let min = p.int("min_score")?.ok_or_else(|| ApiErr::param("min_score", "is required"))?;
+    let max = p.int("max_score")?.ok_or_else(|| ApiErr::param("max_score", "is required"))?;
+    if max <= min {
+        return Err(ApiErr::param("max_score", format!("must be greater than min_score ({max} ≤ {min})")));
+    }
+    let group = p.int("group_id")?;
+    if let Some(g) = group {
+        if st.store().script_group_in_tenant(g, &scope.tenant).await?.is_none() {
+            return Err(ApiErr::param("group_id", format!("no script group {g} for this account")));
+        }
+    }
+    let alias = p.string("alias")?;
+    let color = p.string("color")?;
+    let id = st
+        .store()
+        .create_level(&scope.owner, group, &name, alias.as_deref(), color.as_deref(), min, max, p.int("intention_results")?)
+        .await?;
+    Ok(ok("level created", json!({"id": id})))
+}
+
+async fn delete_owned(st: RestState, caller: Caller, q: Option<String>, table: OwnedTable, id: String, what: &str) -> ApiResult {
+    let q = query(&q);
+    let scope = scope(&st, &caller, &q).await?;
+    if !st.store().delete_owned(table, &id, &scope.tenant).await? {
+        return Err(ApiErr::not_found(format!("{what} {id}")));
+    }
+    Ok(ok("deleted", json!({"id": id})))
+}
+
+pub async fn delete_level(State(st): State<RestState>, caller: Caller, UrlPath(id): UrlPath<String>, RawQuery(q): RawQuery) -> ApiResult {
+    delete_owned(st, caller, q, OwnedTable::Levels, id, "level").await
+}
+
+// ------------------------------------------------------------------- tags
+
+pub async fn list_tags(State(st): State<RestState>, caller: Caller, RawQuery(q): RawQuery) -> ApiResult {
+    let q = query(&q);
+    let scope = scope(&st, &caller, &q).await?;
+    let tags = st.store().list_tags(&scope.tenant).await?;
+    Ok(ok("ok", json!({"data": tags, "total": tags.len()})))
+}
+
+pub async fn create_tag(
+    State(st): State<RestState>,
+    caller: Caller,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult {
+    let q = query(&q);
+    let scope = scope(&st, &caller, &q).await?;
+    let p = body_params(&headers, &body)?;
+    let name = p.required_string("name")?;
+    let groups = p.string_list("tag_group_ids")?;
+    for g in &groups {
+        if !st.store().owned(OwnedTable::TagGroups, g, &scope.tenant).await? {
+            return Err(ApiErr::param("tag_group_ids", format!("no tag group {g} for this account")));
+        }
+    }
+    let description = p.string("description")?;
+    let color = p.string("color")?;
+    let id = st.store().create_tag(&scope.owner, &name, description.as_deref(), color.as_deref(), &groups).await?;
+    Ok(ok("tag created", json!({"id": id})))
+}
+
+pub async fn delete_tag(State(st): State<RestState>, caller: Caller, UrlPath(id): UrlPath<String>, RawQuery(q): RawQuery) -> ApiResult {
+    delete_owned(st, caller, q, OwnedTable::Tags, id, "tag").await
+}
+
+pub async fn list_tag_groups(State(st): State<RestState>, caller: Caller, RawQuery(q): RawQuery) -> ApiResult {
+    let q = query(&q);
+    let scope = scope(&st, &caller, &q).await?;
+    let g = st.store().list_tag_groups(&scope.tenant).await?;
+    Ok(ok("ok", json!({"data": g, "total": g.len()})))
+}
+
+pub async fn create_tag_group(
+    State(st): State<RestState>,
+    caller: Caller,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult {
+    let q = query(&q);
+    let scope = scope(&st, &caller, &q).await?;
+    let p = body_params(&headers, &body)?;
+    let name = p.required_string("name")?;
+    let scene = p.string("tag_scene_id")?;
+    let id = st.store().create_tag_group(&scope.owner, &name, scene.as_deref()).await?;
+    Ok(ok("tag group created", json!({"id": id})))
+}
+
+pub async fn delete_tag_group(State(st): State<RestState>, caller: Caller, UrlPath(id): UrlPath<String>, RawQuery(q): RawQuery) -> ApiResult {
+    delete_owned(st, caller, q, OwnedTable::TagGroups, id, "tag group").await
+}
+
+// -------------------------------------------------------------- blacklist
+
+pub async fn list_blacklist(State(st): State<RestState>, caller: Caller, RawQuery(q): RawQuery) -> ApiResult {
+    let q = query(&q);
+    let scope = scope(&st, &caller, &q).await?;
+    let page = q.page()?;
+    let (rows, total) = st.store().list_blacklist(&scope.tenant, page, PER_PAGE).await?;
+    let mut v = json!({"data": rows, "total": total, "last_page": last_page(total, PER_PAGE)});
+    if caller.0.mask_numbers {
+        super::mask_numbers(&mut v);
+    }
+    Ok(ok("ok", v))
+}
+
+/// Add `number` or `numbers` (normalized) with an optional `reason`.
+pub async fn add_blacklist(
+    State(st): State<RestState>,
+    caller: Caller,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult {
+    let q = query(&q);
+    let scope = scope(&st, &caller, &q).await?;
+    let p = body_params(&headers, &body)?;
+    let mut raw = p.string_list("numbers")?;
+    if let Some(n) = p.string("number")? {
+        raw.push(n);
+    }
+    if raw.is_empty() {
+        return Err(ApiErr::param("numbers", "give number or numbers"));
+    }
+    if raw.len() > 10_000 {
+        return Err(ApiErr::param("numbers", "at most 10000 per request"));
+    }
+    let mut numbers = Vec::with_capacity(raw.len());
+    for (i, r) in raw.iter().enumerate() {
+        numbers.push(import::normalize_number(r).map_err(|e| ApiErr::param("numbers", format!("item {i}: {e}")))?);
+    }
+    numbers.sort();
+    numbers.dedup();
+    let reason = p.string("reason")?.unwrap_or_default();
+    let (added, already) = st.store().blacklist_add(&scope.owner, &scope.tenant, &numbers, &reason).await?;
+    Ok(ok("blacklist updated", json!({"added": added, "already": already})))
+}
+
+pub async fn remove_blacklist(
+    State(st): State<RestState>,
+    caller: Caller,
+    UrlPath(number): UrlPath<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult {
+    let q = query(&q);
+    let scope = scope(&st, &caller, &q).await?;
+    let n = import::normalize_number(&number).map_err(|e| ApiErr::param("number", e))?;
+    if !st.store().remove_blacklist(&scope.tenant, &n).await? {
+        return Err(ApiErr::not_found(format!("blacklisted number {number}")));
+    }
+    Ok(ok("removed", json!({"number": n})))
+}
+
+// -------------------------------------------------------- dial-time groups
+
+pub async fn list_dial_time_groups(State(st): State<RestState>, caller: Caller, RawQuery(q): RawQuery) -> ApiResult {
+    let q = query(&q);
+    let scope = scope(&st, &caller, &q).await?;
+    let g = st.store().list_dial_time_groups(&scope.tenant).await?;
+    Ok(ok("ok", json!({"data": g, "total": g.len()})))
+}
+
+/// `{name, timezone, weekdays, time_ranges, exclude_dates}`.
+pub async fn create_dial_time_group(
+    State(st): State<RestState>,
+    caller: Caller,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult {
+    let q = query(&q);
+    let scope = scope(&st, &caller, &q).await?;
+    let p = body_params(&headers, &body)?;
+    let name = p.required_string("name")?;
+    let timezone = p.string("timezone")?.unwrap_or_else(|| "Asia/Shanghai".into());
+    let weekdays = p.int_list("weekdays")?;
+    if weekdays.is_empty() {
+        return Err(ApiErr::param("weekdays", "is required: 1 (Monday) … 7 (Sunday)"));
+    }
+    let weekdays = weekdays
+        .into_iter()
+        .map(|d| u32::try_from(d).ok().filter(|d| (1..=7).contains(d)).ok_or_else(|| ApiErr::param("weekdays", format!("{d} is not 1–7"))))
+        .collect::<Result<Vec<u32>, ApiErr>>()?;
+    let time_ranges: Vec<(String, String)> = match p.get("time_ranges") {
+        None => return Err(ApiErr::param("time_ranges", "is required: [[\"09:00\",\"12:00\"], …]")),
+        Some(v) => serde_json::from_value(v.clone())
+            .map_err(|_| ApiErr::param("time_ranges", format!("must be [[\"HH:MM\",\"HH:MM\"], …], got {v}")))?,
+    };
+    let exclude_dates = p.string_list("exclude_dates")?;
+    let spec = DialWindowSpec { timezone, weekdays, time_ranges, exclude_dates };
+    crate::dialer::window::DialWindow::new(&spec).map_err(|e| {
+        let field = match e {
+            crate::dialer::window::WindowError::TimeZone(_) => "timezone",
+            crate::dialer::window::WindowError::Date(_) => "exclude_dates",
+            crate::dialer::window::WindowError::Weekday(_) => "weekdays",
+            _ => "time_ranges",
+        };
+        ApiErr::param(field, e)
+    })?;
+    let id = st.store().create_dial_time_group(&scope.owner, &name, &spec).await?;
+    Ok(ok("dial-time group created", json!({"id": id})))
+}
+
+pub async fn delete_dial_time_group(
+    State(st): State<RestState>,
+    caller: Caller,
+    UrlPath(id): UrlPath<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult {
+    delete_owned(st, caller, q, OwnedTable::DialTimeGroups, id, "dial-time group").await
+}
