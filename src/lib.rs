@@ -11,3 +11,7 @@ pub mod sim;
 pub mod store;
 pub mod config;
 pub mod demo;
+pub mod check;
+pub mod daemon;
+pub mod logging;
+pub mod metrics;
