@@ -124,6 +124,15 @@ async fn database(url: &str) -> Finding {
             };
         }
     }
+    // The pool retries a refused connection until its own timeout; a plain
+    // TCP connect says at once that nothing listens there.
+    if let Some(hp) = host_port(url) {
+        match tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(&hp)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Finding::fail("database", format!("cannot connect to the database {shown}: nothing answers at {hp} ({e})")),
+            Err(_) => return Finding::fail("database", format!("cannot connect to the database {shown}: {hp} does not answer")),
+        }
+    }
     let store = match tokio::time::timeout(TIMEOUT, Store::connect(url)).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => return Finding::fail("database", format!("cannot connect to the database {shown}: {e}")),
@@ -145,6 +154,25 @@ async fn database(url: &str) -> Finding {
     };
     store.pool().close().await;
     r
+}
+
+/// `host:port` of a PostgreSQL / MySQL URL (default ports filled in).
+fn host_port(url: &str) -> Option<String> {
+    let default = match Backend::from_url(url).ok()? {
+        Backend::Postgres => 5432,
+        Backend::MySql => 3306,
+        Backend::Sqlite => return None,
+    };
+    let rest = &url[url.find("://")? + 3..];
+    let authority = rest.split(['/', '?']).next()?;
+    let hostport = authority.rsplit('@').next()?;
+    if hostport.is_empty() {
+        return None;
+    }
+    if hostport.starts_with('[') {
+        return Some(if hostport.contains("]:") { hostport.to_string() } else { format!("{hostport}:{default}") });
+    }
+    Some(if hostport.contains(':') { hostport.to_string() } else { format!("{hostport}:{default}") })
 }
 
 async fn redis_ping(url: &str) -> Finding {
@@ -173,5 +201,8 @@ mod tests {
         assert_eq!(redact("postgres://vox:secret@db:5432/vox"), "postgres://vox:***@db:5432/vox");
         assert_eq!(redact("redis://127.0.0.1:6379/0"), "redis://127.0.0.1:6379/0");
         assert_eq!(redact("sqlite:///var/lib/voxdial/voxdial.db"), "sqlite:///var/lib/voxdial/voxdial.db");
+        assert_eq!(host_port("postgres://a:b@db/x").as_deref(), Some("db:5432"));
+        assert_eq!(host_port("mysql://root@127.0.0.1:3307/x?ssl=false").as_deref(), Some("127.0.0.1:3307"));
+        assert_eq!(host_port("sqlite://x.db"), None);
     }
 }
