@@ -255,3 +255,14 @@ async fn check_passes_a_good_config_and_names_each_problem() {
         eprintln!("SKIPPED: Redis at {url} not reachable: {text}");
     }
 }
+
+#[test]
+fn the_shipped_example_config_is_valid() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/voxdial.toml");
+    let cfg = voxdial::config::Config::from_toml(&std::fs::read_to_string(&path).expect("read"), "voxdial.toml", std::iter::empty())
+        .expect("deploy/voxdial.toml parses and validates");
+    assert_eq!(cfg.lines.len(), 1);
+    assert_eq!(cfg.compliance.limits.len(), 2);
+    assert!(cfg.log.mask_numbers);
+    assert_eq!(cfg.metrics.listen, "127.0.0.1:9464");
+}
