@@ -270,7 +270,7 @@ pub async fn serve(cfg: Config, opts: ServeOptions) -> Result<(), DaemonError> {
         _ = signals.stop() => {
             sup.shutdown().await;
             bg_cancel.cancel();
-            let reason = match watcher.await { Ok(r) => r, Err(_) => String::new() };
+            let reason: String = watcher.await.unwrap_or_default();
             return Err(DaemonError::EslNeverConnected(reason));
         }
     };

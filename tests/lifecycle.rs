@@ -266,3 +266,42 @@ fn the_shipped_example_config_is_valid() {
     assert!(cfg.log.mask_numbers);
     assert_eq!(cfg.metrics.listen, "127.0.0.1:9464");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_calling_hours_without_a_restart() {
+    let rig = Rig::new(mix(Fate::Busy), 4.0).await;
+    let nums = rig.numbers(20, 0);
+    let task = rig.task(&nums, 5, 20.0, 0).await;
+    // A calling window that is closed now (UTC hours two to three from now).
+    let h = chrono::Utc::now().format("%H").to_string().parse::<u32>().expect("hour");
+    let (a, b) = if h <= 20 { (h + 2, h + 3) } else { (h - 3, h - 2) };
+    let closed = format!("[compliance]\ntimezone = \"UTC\"\ncalling_hours = [\"{a:02}:00\", \"{b:02}:00\"]\nlimits = []\n");
+    let port = free_port();
+    let base = write_config(&rig, &format!("[metrics]\nlisten = \"127.0.0.1:{port}\"\n"));
+    let text = std::fs::read_to_string(&base).expect("read").replace("[compliance]\nlimits = []\n", &closed);
+    std::fs::write(&base, &text).expect("write");
+    let log = rig.dir.path().join("daemon.log");
+    let mut child = daemon(&base, &log);
+    wait_ready(port, &log).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(rig.sim.originate_log().len(), 0, "window closed: nothing dialled");
+
+    std::fs::write(&base, text.replace(&closed, "[compliance]\nlimits = []\n")).expect("write");
+    let st = Command::new("kill").args(["-HUP", &child.id().to_string()]).status().expect("kill");
+    assert!(st.success());
+    let start = Instant::now();
+    while rig.store.load_task(&task).await.expect("task").start != 2 {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "reloaded window not applied; log:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(rig.sim.originate_log().len(), 20);
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(text.contains("configuration reloaded"), "{text}");
+    sigterm(&child);
+    let st = wait_exit(&mut child, Duration::from_secs(30), &log).await;
+    assert!(st.success(), "{st:?}");
+}

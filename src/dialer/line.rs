@@ -104,7 +104,15 @@ impl LineGate {
                     tokio::select! {
                         _ = sh.freed.notified() => {}
                         r = rx.recv() => match r { Some(r) => heap.push(r), None => break },
-                        c = cfg_rx.changed() => if c.is_err() { break },
+                        c = cfg_rx.changed() => {
+                            if c.is_err() {
+                                break;
+                            }
+                            // changed() marked it seen: apply it here.
+                            let c = cfg_rx.borrow_and_update().clone();
+                            pacer.set_rate(c.cps);
+                            max = c.max_concurrent.max(1);
+                        }
                     }
                     continue;
                 }
@@ -214,6 +222,22 @@ mod tests {
         let first = tokio::select! { r = high => r.expect("join"), r = low => r.expect("join") };
         assert_eq!(first, Some("high"));
         drop(b);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn reload_raises_a_cap_for_waiting_tasks() {
+        let lines = Lines::start(&[LineConfig { name: "gw".into(), cps: 100.0, max_concurrent: 1 }]);
+        let gate = lines.for_dial_string("{a=b}sofia/gateway/gw/138").expect("limited line");
+        let _a = gate.acquire(0).await.expect("permit");
+        let g2 = gate.clone();
+        let waiting = tokio::spawn(async move { g2.acquire(0).await.is_some() });
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert!(!waiting.is_finished(), "cap of 1 holds");
+        lines.reload(&[LineConfig { name: "gw".into(), cps: 100.0, max_concurrent: 2 }]);
+        let got = tokio::time::timeout(std::time::Duration::from_secs(1), waiting).await;
+        assert!(matches!(got, Ok(Ok(true))), "raised cap applies to a waiting task");
+        lines.reload(&[]);
+        assert!(lines.for_dial_string("sofia/gateway/gw/1").is_none(), "removed line no longer limits");
     }
 
     #[test]
