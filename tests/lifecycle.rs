@@ -305,3 +305,47 @@ async fn sighup_reloads_calling_hours_without_a_restart() {
     let st = wait_exit(&mut child, Duration::from_secs(30), &log).await;
     assert!(st.success(), "{st:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn systemd_gets_ready_status_watchdog_and_stopping() {
+    let rig = Rig::new(mix(Fate::Busy), 4.0).await;
+    let cfg = write_config(&rig, "");
+    let sock_path = rig.dir.path().join("notify.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).expect("notify socket");
+    sock.set_read_timeout(Some(Duration::from_millis(200))).expect("timeout");
+    let log = rig.dir.path().join("daemon.log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_voxdial"))
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .env("NOTIFY_SOCKET", &sock_path)
+        .env("WATCHDOG_USEC", "400000")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("daemon");
+    let mut seen = String::new();
+    let mut buf = [0u8; 4096];
+    let start = Instant::now();
+    let mut termed = false;
+    while start.elapsed() < Duration::from_secs(30) {
+        if let Ok(n) = sock.recv(&mut buf) {
+            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+        if !termed && seen.contains("READY=1") && seen.matches("WATCHDOG=1").count() >= 2 {
+            sigterm(&child);
+            termed = true;
+        }
+        if termed && seen.contains("STOPPING=1") {
+            break;
+        }
+    }
+    let st = wait_exit(&mut child, Duration::from_secs(30), &log).await;
+    assert!(st.success(), "{st:?}");
+    assert!(seen.contains("READY=1"), "{seen}");
+    assert!(seen.contains("STATUS=dialing; 0 live calls"), "{seen}");
+    assert!(seen.matches("WATCHDOG=1").count() >= 2, "pings at half of WATCHDOG_USEC: {seen}");
+    assert!(seen.contains("STOPPING=1"), "{seen}");
+    let ready_at = seen.find("READY=1").unwrap_or(usize::MAX);
+    let reconciling = seen.find("STATUS=reconciling").unwrap_or(usize::MAX);
+    assert!(reconciling < ready_at, "READY only after reconciliation: {seen}");
+}
