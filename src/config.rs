@@ -62,12 +62,48 @@ pub struct LogConfig {
     pub format: String,
     /// `tracing` filter, e.g. `info,voxdial=debug`.
     pub level: String,
+    /// Callee numbers in log fields as `138****5678`.
+    pub mask_numbers: bool,
 }
 
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig { format: "human".into(), level: "info".into() }
+        LogConfig { format: "human".into(), level: "info".into(), mask_numbers: true }
     }
+}
+
+/// `[metrics]`: where `/metrics`, `/healthz` and `/readyz` are served.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct MetricsConfig {
+    /// `127.0.0.1:9464`; empty: no listener (and no metrics recorder).
+    pub listen: String,
+}
+
+/// `[lifecycle]`: how the daemon stops.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LifecycleConfig {
+    /// After SIGTERM, live calls get this long to end by themselves before
+    /// they are hung up (`uuid_kill`). Keep below systemd's `TimeoutStopSec`.
+    pub drain_secs: u64,
+    /// After the hang-ups, how long to wait for the hangup events and the
+    /// finalizer, and to flush the spool into the database.
+    pub flush_secs: u64,
+}
+
+impl Default for LifecycleConfig {
+    fn default() -> Self {
+        LifecycleConfig { drain_secs: 30, flush_secs: 15 }
+    }
+}
+
+/// `[cluster]`: several nodes on one database.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct ClusterConfig {
+    /// `redis://host:6379/0`; checked by `voxdial check` when set.
+    pub redis_url: Option<String>,
 }
 
 /// The whole configuration file.
@@ -92,6 +128,9 @@ pub struct Config {
     pub log: LogConfig,
     /// The REST API (`[api]`).
     pub api: crate::api::rest::ApiConfig,
+    pub metrics: MetricsConfig,
+    pub lifecycle: LifecycleConfig,
+    pub cluster: ClusterConfig,
 }
 
 impl Config {
@@ -155,6 +194,20 @@ impl Config {
         for l in &self.lines {
             if l.cps.is_nan() || l.cps <= 0.0 || l.max_concurrent < 1 {
                 return Err(ConfigError::Invalid(format!("[[lines]] {}: cps must be > 0 and max_concurrent ≥ 1", l.name)));
+            }
+        }
+        if !self.metrics.listen.is_empty() && self.metrics.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(ConfigError::Invalid(format!(
+                "[metrics] listen {:?} is not an address such as 127.0.0.1:9464",
+                self.metrics.listen
+            )));
+        }
+        if !matches!(self.log.format.as_str(), "human" | "json") {
+            return Err(ConfigError::Invalid(format!("[log] format {:?}: use \"human\" or \"json\"", self.log.format)));
+        }
+        if let Some(u) = &self.cluster.redis_url {
+            if !(u.starts_with("redis://") || u.starts_with("rediss://") || u.starts_with("unix://")) {
+                return Err(ConfigError::Invalid(format!("[cluster] redis_url {u:?}: use redis://host:port/db")));
             }
         }
         if self.dialer.claim_batch < 1 {

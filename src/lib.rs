@@ -13,3 +13,7 @@ pub mod store;
 pub mod config;
 pub mod demo;
 pub mod benchutil;
+pub mod check;
+pub mod daemon;
+pub mod logging;
+pub mod metrics;

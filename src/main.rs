@@ -1,25 +1,18 @@
 //! The `voxdial` command line.
 #![forbid(unsafe_code)]
 
-use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
-use tokio_util::sync::CancellationToken;
 use voxdial::cli;
 use voxdial::config::Config;
+use voxdial::daemon::ServeOptions;
 use voxdial::demo::{self, DemoOptions};
-use voxdial::dialer::{Progress, TaskRunner};
 use voxdial::dialogue::Script;
 use voxdial::finalize::recordings::prune_recordings;
-use voxdial::finalize::webhook::Deliverer;
-use voxdial::finalize::{Finalizer, FinalizerOptions};
 use voxdial::sim::{self, SimConfig};
 use voxdial::store::Store;
-use voxdial_esl::{ClientConfig, EslClient};
 
 #[derive(Parser)]
 #[command(name = "voxdial", version, about = "AI outbound-call engine beside FreeSWITCH")]
@@ -60,6 +53,12 @@ enum Cmd {
         /// Address of the REST API (overrides `[api] http`).
         #[arg(long)]
         http: Option<String>,
+    },
+    /// Validate a config file and reach FreeSWITCH, the database and Redis;
+    /// exits non-zero on any problem.
+    Check {
+        #[arg(long)]
+        config: PathBuf,
     },
     /// Run the FreeSWITCH simulator on its own.
     Sim {
@@ -170,14 +169,7 @@ enum ScriptCmd {
 }
 
 fn init_logs(format: &str, level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    if format == "json" {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
+    voxdial::logging::init(format, level);
 }
 
 #[tokio::main]
@@ -199,7 +191,19 @@ async fn main() -> Result<()> {
         Cmd::Serve { config, http } => {
             let cfg = Config::load(&config)?;
             init_logs(&cfg.log.format, &cfg.log.level);
-            serve(cfg, http).await
+            Ok(voxdial::daemon::serve(cfg, ServeOptions { config_path: Some(config), http }).await?)
+        }
+        Cmd::Check { config } => {
+            init_logs("human", "error");
+            let findings = voxdial::check::run(&config).await;
+            for f in &findings {
+                println!("{f}");
+            }
+            let bad = findings.iter().filter(|f| !f.ok).count();
+            if bad > 0 {
+                bail!("{bad} problem(s) found in {}", config.display());
+            }
+            Ok(())
         }
         Cmd::Task { cmd } => {
             init_logs("human", "warn");
@@ -282,89 +286,4 @@ async fn main() -> Result<()> {
             }
         }
     }
-}
-
-/// The daemon: serves the API and runs every task whose `start` is 1 until
-/// SIGTERM / Ctrl-C.
-async fn serve(cfg: Config, http: Option<String>) -> Result<()> {
-    let store = Store::open(&cfg.database.url).await?;
-    let cancel = CancellationToken::new();
-    // Every node delivers callbacks; the outbox lease keeps nodes apart.
-    let deliverer = Deliverer::start(store.clone(), cfg.webhook.clone(), cancel.clone()).context("starting webhook delivery")?;
-    let api = voxdial::api::rest::spawn(&cfg, store.clone(), http.as_deref(), cancel.clone()).await?;
-    let Some(fs) = cfg.freeswitch.clone() else {
-        tracing::info!("no [freeswitch] section: nothing to dial (API-only node)");
-        let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = sigterm.recv() => {}
-        }
-        cancel.cancel();
-        api.await??;
-        return Ok(());
-    };
-    let esl = EslClient::connect(ClientConfig::new(format!("{}:{}", fs.host, fs.port), fs.password.clone()))
-        .await
-        .with_context(|| format!("connecting to FreeSWITCH at {}:{}", fs.host, fs.port))?;
-    let mut fopts = FinalizerOptions::from_config(&cfg);
-    fopts.webhook_wake = Some(deliverer.waker());
-    let finalizer = Finalizer::start_with(store.clone(), fopts, cancel.clone()).context("starting the finalizer")?;
-    let compliance = Arc::new(cfg.compliance.clone());
-    let dial_gate: Arc<voxdial::dialer::compliance::DialGate> = Arc::new(Default::default());
-    let lines = voxdial::dialer::line::Lines::start(&cfg.lines);
-    // Attempts a previous process left open are settled before any new dial.
-    let rec = voxdial::dialer::reconcile::reconcile(&store, &esl, &finalizer, &cfg.dialer.node_id).await?;
-    let released = store.release_node_claims(&cfg.dialer.node_id).await?;
-    tracing::info!(adopted = rec.adopted, ended = rec.ended, released, "reconciliation done");
-    let mut running: HashMap<String, tokio::task::JoinHandle<()>> = HashMap::new();
-    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tracing::info!("voxdial serving; ESL {}:{}", fs.host, fs.port);
-    loop {
-        running.retain(|_, h| !h.is_finished());
-        let rows = sqlx::query(store.sql("SELECT uuid FROM autodialer_task WHERE start = 1 AND deleted_at IS NULL"))
-            .fetch_all(store.pool())
-            .await?;
-        for r in rows {
-            let uuid: String = sqlx::Row::try_get(&r, "uuid")?;
-            if running.contains_key(&uuid) {
-                continue;
-            }
-            let runner = TaskRunner {
-                store: store.clone(),
-                esl: esl.clone(),
-                finalizer: finalizer.clone(),
-                cfg: cfg.dialer.clone(),
-                compliance: compliance.clone(),
-                dial_gate: dial_gate.clone(),
-                default_gateway: fs.gateway.clone(),
-                lines: lines.clone(),
-                progress: Arc::new(Progress::default()),
-                cancel: cancel.child_token(),
-            };
-            let id = uuid.clone();
-            running.insert(
-                uuid,
-                tokio::spawn(async move {
-                    match runner.run(&id).await {
-                        Ok(end) => tracing::info!(task = %id, ?end, "task runner ended"),
-                        Err(e) => tracing::error!(task = %id, "task runner failed: {e}"),
-                    }
-                }),
-            );
-        }
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => break,
-            _ = sigterm.recv() => break,
-            _ = esl.closed() => bail!("FreeSWITCH connection lost: {}", esl.close_reason().unwrap_or_default()),
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-        }
-    }
-    tracing::info!("shutting down: live calls finish, then exit");
-    cancel.cancel();
-    for (_, h) in running {
-        let _ = h.await;
-    }
-    finalizer.stopped().await;
-    let _ = api.await;
-    Ok(())
 }

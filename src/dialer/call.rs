@@ -107,7 +107,7 @@ pub async fn run(esl: EslClient, script: Arc<Script>, plan: CallPlan) -> CallRes
     let job = match esl.bgapi(&format!("originate {}", plan.originate)).await {
         Ok(j) => j,
         Err(e) => {
-            tracing::warn!(uuid = %plan.uuid, "originate not sent: {e}");
+            tracing::warn!(uuid = %plan.uuid, number = %crate::logging::mask_number(&plan.number), "originate not sent: {e}");
             result.facts.originate_error = Some("DESTINATION_OUT_OF_ORDER".into());
             result.hangup_ms = now_ms();
             return result;
@@ -241,7 +241,7 @@ pub async fn run(esl: EslClient, script: Arc<Script>, plan: CallPlan) -> CallRes
                     break;
                 }
                 if now >= deadline {
-                    tracing::warn!(uuid = %plan.uuid, "no hangup within {:?}; killing", plan.max_call);
+                    tracing::warn!(uuid = %plan.uuid, number = %crate::logging::mask_number(&plan.number), "no hangup within {:?}; killing", plan.max_call);
                     let _ = esl.api(&format!("uuid_kill {}", plan.uuid)).await;
                     listen_until = None;
                     refused_at = Some(now + Duration::from_secs(5));

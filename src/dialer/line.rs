@@ -7,10 +7,10 @@
 use std::cmp::Ordering as CmpOrdering;
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use serde::{Deserialize, Serialize};
-use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::sync::{mpsc, oneshot, watch, Notify};
 
 use super::Pacer;
 
@@ -70,6 +70,7 @@ pub struct LineGate {
     tx: mpsc::UnboundedSender<Request>,
     seq: Arc<AtomicI64>,
     shared: Arc<Shared>,
+    cfg: Arc<watch::Sender<LineConfig>>,
 }
 
 impl LineGate {
@@ -77,11 +78,19 @@ impl LineGate {
         let (tx, mut rx) = mpsc::unbounded_channel::<Request>();
         let shared = Arc::new(Shared { live: AtomicI64::new(0), freed: Notify::new() });
         let sh = shared.clone();
+        let (cfg_tx, mut cfg_rx) = watch::channel(cfg.clone());
         tokio::spawn(async move {
             let mut heap: BinaryHeap<Request> = BinaryHeap::new();
             let mut pacer = Pacer::new(cfg.cps);
-            let max = cfg.max_concurrent.max(1);
+            let mut max = cfg.max_concurrent.max(1);
             loop {
+                // A reloaded config (SIGHUP) applies from the next grant; live
+                // calls above a lowered cap finish normally.
+                if cfg_rx.has_changed().unwrap_or(false) {
+                    let c = cfg_rx.borrow_and_update().clone();
+                    pacer.set_rate(c.cps);
+                    max = c.max_concurrent.max(1);
+                }
                 if heap.is_empty() {
                     match rx.recv().await {
                         Some(r) => heap.push(r),
@@ -95,6 +104,15 @@ impl LineGate {
                     tokio::select! {
                         _ = sh.freed.notified() => {}
                         r = rx.recv() => match r { Some(r) => heap.push(r), None => break },
+                        c = cfg_rx.changed() => {
+                            if c.is_err() {
+                                break;
+                            }
+                            // changed() marked it seen: apply it here.
+                            let c = cfg_rx.borrow_and_update().clone();
+                            pacer.set_rate(c.cps);
+                            max = c.max_concurrent.max(1);
+                        }
                     }
                     continue;
                 }
@@ -115,7 +133,16 @@ impl LineGate {
                 }
             }
         });
-        LineGate { tx, seq: Arc::new(AtomicI64::new(0)), shared }
+        LineGate { tx, seq: Arc::new(AtomicI64::new(0)), shared, cfg: Arc::new(cfg_tx) }
+    }
+
+    /// Change the line's caps in place (permits held stay valid).
+    pub fn reconfigure(&self, cfg: LineConfig) {
+        self.cfg.send_if_modified(|c| {
+            let changed = *c != cfg;
+            *c = cfg;
+            changed
+        });
     }
 
     /// Wait for a slot on the line.
@@ -133,21 +160,39 @@ impl LineGate {
 }
 
 /// Every configured line, by gateway name.
+/// Shared by every task runner of the node; [`Lines::reload`] changes it
+/// for all of them.
 #[derive(Clone, Default)]
 pub struct Lines {
-    gates: HashMap<String, LineGate>,
+    gates: Arc<RwLock<HashMap<String, LineGate>>>,
 }
 
 impl Lines {
     pub fn start(cfgs: &[LineConfig]) -> Lines {
-        Lines { gates: cfgs.iter().map(|c| (c.name.clone(), LineGate::start(c.clone()))).collect() }
+        let gates = cfgs.iter().map(|c| (c.name.clone(), LineGate::start(c.clone()))).collect();
+        Lines { gates: Arc::new(RwLock::new(gates)) }
     }
 
     /// The gate of the gateway a dial string goes through, if it is limited.
-    pub fn for_dial_string(&self, url: &str) -> Option<&LineGate> {
+    pub fn for_dial_string(&self, url: &str) -> Option<LineGate> {
         let rest = url.split("sofia/gateway/").nth(1)?;
         let name = rest.split('/').next()?;
-        self.gates.get(name)
+        self.gates.read().unwrap_or_else(|p| p.into_inner()).get(name).cloned()
+    }
+
+    /// Apply a reloaded `[[lines]]`: changed caps in place, new lines
+    /// started, removed lines no longer limit new calls.
+    pub fn reload(&self, cfgs: &[LineConfig]) {
+        let mut gates = self.gates.write().unwrap_or_else(|p| p.into_inner());
+        gates.retain(|name, _| cfgs.iter().any(|c| &c.name == name));
+        for c in cfgs {
+            match gates.get(&c.name) {
+                Some(g) => g.reconfigure(c.clone()),
+                None => {
+                    gates.insert(c.name.clone(), LineGate::start(c.clone()));
+                }
+            }
+        }
     }
 }
 
@@ -177,6 +222,22 @@ mod tests {
         let first = tokio::select! { r = high => r.expect("join"), r = low => r.expect("join") };
         assert_eq!(first, Some("high"));
         drop(b);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn reload_raises_a_cap_for_waiting_tasks() {
+        let lines = Lines::start(&[LineConfig { name: "gw".into(), cps: 100.0, max_concurrent: 1 }]);
+        let gate = lines.for_dial_string("{a=b}sofia/gateway/gw/138").expect("limited line");
+        let _a = gate.acquire(0).await.expect("permit");
+        let g2 = gate.clone();
+        let waiting = tokio::spawn(async move { g2.acquire(0).await.is_some() });
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert!(!waiting.is_finished(), "cap of 1 holds");
+        lines.reload(&[LineConfig { name: "gw".into(), cps: 100.0, max_concurrent: 2 }]);
+        let got = tokio::time::timeout(std::time::Duration::from_secs(1), waiting).await;
+        assert!(matches!(got, Ok(Ok(true))), "raised cap applies to a waiting task");
+        lines.reload(&[]);
+        assert!(lines.for_dial_string("sofia/gateway/gw/1").is_none(), "removed line no longer limits");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 pub mod call;
 pub mod compliance;
 pub mod line;
+pub mod live;
 pub mod reconcile;
 pub mod window;
 
@@ -20,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use voxdial_esl::EslClient;
 
 use crate::finalize::Finalizer;
+pub use self::live::{Live, LiveSender};
 
 use self::compliance::ComplianceConfig;
 use crate::store::{Claimed, Store, StoreError, Task};
@@ -235,8 +237,11 @@ pub struct TaskRunner {
     pub store: Store,
     pub esl: EslClient,
     pub finalizer: Finalizer,
-    pub cfg: DialerConfig,
-    pub compliance: Arc<ComplianceConfig>,
+    /// Re-read every loop turn: SIGHUP changes `claim_batch`, `lease_secs`,
+    /// `max_call_secs`, … of running tasks (`node_id` is fixed per process).
+    pub cfg: Live<DialerConfig>,
+    /// Re-read with the dial windows (each second) and per attempt.
+    pub compliance: Live<ComplianceConfig>,
     /// Serializes compliance check + ledger write across the node's tasks, so
     /// two tasks cannot both pass the per-callee limit for one number.
     pub dial_gate: Arc<compliance::DialGate>,
@@ -289,7 +294,7 @@ impl TaskRunner {
                 reason: format!("dial time group: {e}"),
             })?);
         }
-        if let Some(h) = self.compliance.hours().map_err(|e| DialerError::InvalidTask {
+        if let Some(h) = self.compliance.get().hours().map_err(|e| DialerError::InvalidTask {
             task: task_id.to_string(),
             reason: format!("[compliance] calling_hours: {e}"),
         })? {
@@ -373,9 +378,10 @@ impl TaskRunner {
                 continue;
             }
             window_closed_logged = false;
+            let dcfg = self.cfg.get();
             if queue.is_empty() {
                 let random = task.random_assignment_number != 0;
-                let claimed = match self.store.claim_numbers_ordered(task_id, &self.cfg.node_id, self.cfg.claim_batch, self.cfg.lease_secs, random).await {
+                let claimed = match self.store.claim_numbers_ordered(task_id, &dcfg.node_id, dcfg.claim_batch, dcfg.lease_secs, random).await {
                     Ok(c) => c,
                     Err(e) => {
                         // No new claims while the database is unhappy; live
@@ -415,7 +421,7 @@ impl TaskRunner {
             }
             let uuid = uuid::Uuid::new_v4().to_string();
             let attempt = num.attempts + 1;
-            let rec = record_path(&self.cfg.recordings_root, &num.number, task.group_id, &uuid);
+            let rec = record_path(&dcfg.recordings_root, &num.number, task.group_id, &uuid);
             let originate = originate_command(&task, &num.number, &uuid, &rec, &self.default_gateway);
             // A shared line's cap and pace, granted by priority among tasks.
             let line_permit = match self.lines.for_dial_string(&originate) {
@@ -437,10 +443,10 @@ impl TaskRunner {
                 recycle_limit: task.recycle_limit,
                 caller_number: task.origination_caller_id_number.clone(),
                 vars: num.variables.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<HashMap<_, _>>(),
-                audio_root: self.cfg.audio_root.clone(),
-                tts_prefix: self.cfg.tts_prefix.clone(),
-                max_call: Duration::from_secs(self.cfg.max_call_secs),
-                asr_subclass: self.cfg.asr_subclass.clone(),
+                audio_root: dcfg.audio_root.clone(),
+                tts_prefix: dcfg.tts_prefix.clone(),
+                max_call: Duration::from_secs(dcfg.max_call_secs),
+                asr_subclass: dcfg.asr_subclass.clone(),
             };
             let esl = self.esl.clone();
             let script = script.clone();
@@ -449,8 +455,8 @@ impl TaskRunner {
             let ended = ended_tx.clone();
             let store = self.store.clone();
             let gate = self.dial_gate.clone();
-            let compliance = self.compliance.clone();
-            let node = self.cfg.node_id.clone();
+            let compliance = self.compliance.get();
+            let node = dcfg.node_id.clone();
             // The database round trips of this attempt happen in its own task
             // so that they do not hold up the pacing of the next one.
             calls.spawn(async move {
@@ -484,22 +490,28 @@ impl TaskRunner {
                     Err(e) => {
                         // Not in the ledger, so certainly not dialled: the
                         // claim lapses and the number is dialled later.
-                        tracing::warn!(number_id = num.id, "attempt not started: {e}");
+                        tracing::warn!(number_id = num.id, number = %crate::logging::mask_number(&num.number), "attempt not started: {e}");
                         return;
                     }
                 }
                 progress.originated.fetch_add(1, Ordering::Relaxed);
                 progress.in_flight.fetch_add(1, Ordering::Relaxed);
+                crate::metrics::originated(&num.task_id);
                 let result = call::run(esl, script, plan).await;
                 let _ = ended.send(Ended { overload: is_overload(&result.facts) });
+                let answered = result.facts.answered && result.answered_ms.is_some();
+                for us in result.dialogue.iter().flat_map(|(_, d)| d.iter().filter_map(|d| d.decision_us)) {
+                    crate::metrics::decision_us(us);
+                }
                 match fin.finalize(result).await {
                     Ok(w) => {
                         if w.record {
                             progress.records.fetch_add(1, Ordering::Relaxed);
                         }
                     }
-                    Err(e) => tracing::error!("finalize failed: {e}"),
+                    Err(e) => tracing::error!(number = %crate::logging::mask_number(&num.number), "finalize failed: {e}"),
                 }
+                crate::metrics::call_done(&num.task_id, answered);
                 progress.in_flight.fetch_sub(1, Ordering::Relaxed);
                 progress.finished.fetch_add(1, Ordering::Relaxed);
                 drop(line_permit);

@@ -60,7 +60,7 @@ pub async fn reconcile(store: &Store, esl: &EslClient, finalizer: &Finalizer, no
         let exists = esl.api(&format!("uuid_exists {}", row.uuid)).await.map_err(|e| DialerError::Esl(e.to_string()))?;
         if exists.trim() == "true" {
             out.adopted += 1;
-            tracing::warn!(uuid = %row.uuid, "adopting a call that outlived the previous process; hanging it up");
+            tracing::warn!(uuid = %row.uuid, number = %crate::logging::mask_number(&row.number), "adopting a call that outlived the previous process; hanging it up");
             let _ = esl.api(&format!("uuid_kill {} NORMAL_CLEARING", row.uuid)).await;
             let fin = finalizer.clone();
             adopted.spawn(async move {

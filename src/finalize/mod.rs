@@ -324,10 +324,13 @@ impl CallWriter {
 
     /// `Ok(true)`: written; `Ok(false)`: already written (duplicate).
     async fn write(&self, w: &CallWrite) -> Result<bool, StoreError> {
-        match tokio::time::timeout(self.timeout, self.write_inner(w)).await {
+        let started = Instant::now();
+        let r = match tokio::time::timeout(self.timeout, self.write_inner(w)).await {
             Ok(r) => r,
             Err(_) => Err(StoreError::Db(sqlx::Error::PoolTimedOut)),
-        }
+        };
+        crate::metrics::db_write(started.elapsed());
+        r
     }
 }
 
@@ -419,6 +422,12 @@ impl Finalizer {
                     Some(sp) => finalize_spooled(&writer, sp, &drain_wake, w, opts.config.write_ahead).await,
                     None => finalize_direct(&writer, w).await,
                 };
+                if let Some(w) = res.as_ref().ok().filter(|w| !w.duplicate) {
+                    crate::metrics::number_status(w.status.code());
+                }
+                if let Some(sp) = &sp {
+                    crate::metrics::spool_calls(sp.len());
+                }
                 let _ = job.ack.send(res);
             }
         });

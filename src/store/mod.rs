@@ -250,6 +250,16 @@ impl Store {
         }
     }
 
+    /// The schema version the database is at (`None`: never migrated).
+    pub async fn schema_version(&self) -> Result<Option<i64>, StoreError> {
+        match sqlx::query("SELECT MAX(version) AS v FROM _sqlx_migrations WHERE success = TRUE").fetch_one(&self.pool).await {
+            Ok(r) => Ok(r.try_get::<Option<i64>, _>("v")?),
+            // No bookkeeping table: nothing was ever migrated.
+            Err(sqlx::Error::Database(_)) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// The highest schema version this binary ships for its backend.
     pub fn schema_version_known(&self) -> i64 {
         self.migrator().iter().map(|m| m.version).max().unwrap_or(0)

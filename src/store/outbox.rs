@@ -293,6 +293,14 @@ impl Store {
             .collect()
     }
 
+    /// Events still to be delivered, all tasks (the `voxdial_webhook_outbox_backlog` gauge).
+    pub async fn outbox_backlog(&self) -> Result<i64, StoreError> {
+        let r = sqlx::query(self.sql("SELECT COUNT(*) AS n FROM webhook_outbox WHERE state = 'pending'"))
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(r.try_get("n")?)
+    }
+
     /// The outbox rows of a task, oldest first.
     pub async fn outbox_events(&self, task_id: &str) -> Result<Vec<OutboxEvent>, StoreError> {
         let q = format!("SELECT {OUTBOX_COLUMNS} WHERE o.task_id = ? ORDER BY o.id");

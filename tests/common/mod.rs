@@ -82,8 +82,9 @@ impl Rig {
             cfg: DialerConfig {
                 recordings_root: self.dir.path().join("rec").display().to_string(),
                 ..DialerConfig::default()
-            },
-            compliance: Arc::new(compliance),
+            }
+            .into(),
+            compliance: compliance.into(),
             dial_gate: Arc::new(Default::default()),
             default_gateway: "voxdial-sim".into(),
             lines: voxdial::dialer::line::Lines::start(&self.lines),
