@@ -67,6 +67,10 @@ enum Cmd {
         password: String,
         #[arg(long, default_value_t = 1.0)]
         time_scale: f64,
+        /// Play the smartivr robot module against this flow URL
+        /// (e.g. http://127.0.0.1:8080/smartivr) for answered calls.
+        #[arg(long)]
+        smartivr_url: Option<String>,
     },
     /// Create or update the database schema.
     Migrate {
@@ -214,9 +218,9 @@ async fn main() -> Result<()> {
             init_logs(&cfg.log.format, &cfg.log.level);
             serve(cfg).await
         }
-        Cmd::Sim { listen, gateways, seed, password, time_scale } => {
+        Cmd::Sim { listen, gateways, seed, password, time_scale, smartivr_url } => {
             init_logs("human", "info");
-            let mut cfg = SimConfig { seed, password, time_scale, ..SimConfig::default() };
+            let mut cfg = SimConfig { seed, password, time_scale, smartivr_url, ..SimConfig::default() };
             if !gateways.is_empty() {
                 cfg.gateways = gateways;
             }
