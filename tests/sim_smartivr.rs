@@ -15,6 +15,9 @@ use voxdial::sim::{self, SimConfig};
 use voxdial::store::{Store, Task};
 use voxdial_esl::{ClientConfig, EslClient};
 
+/// Per callee: level, rounds, and (notify, question, answer_id) per row.
+type Calls = HashMap<String, (String, i64, Vec<(String, String, String)>)>;
+
 const TASK: &str = "5b0e-sim-smartivr-task";
 const USER: &str = "4d99d91c-f5d9-49da-88da-758977cc58a9";
 
@@ -116,7 +119,7 @@ async fn simulated_robot_module_converses_over_http() {
     let q = "SELECT r.callee, r.level_name, r.rounds, r.score, d.notify, d.question, d.answer_id, d.sequence, d.bridge_status \
              FROM records r JOIN record_details d ON d.record_id = r.id WHERE r.task_id = ? ORDER BY r.callee, d.sequence";
     let rows = sqlx::query(store.sql(q)).bind(TASK).fetch_all(store.pool()).await.unwrap();
-    let mut calls: HashMap<String, (String, i64, Vec<(String, String, String)>)> = HashMap::new();
+    let mut calls: Calls = HashMap::new();
     for r in rows {
         let callee: String = r.try_get("callee").unwrap();
         let e = calls.entry(callee).or_insert_with(|| {
