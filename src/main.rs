@@ -9,7 +9,6 @@ use voxdial::cli;
 use voxdial::config::Config;
 use voxdial::daemon::ServeOptions;
 use voxdial::demo::{self, DemoOptions};
-use voxdial::dialogue::Script;
 use voxdial::finalize::recordings::prune_recordings;
 use voxdial::sim::{self, SimConfig};
 use voxdial::store::Store;
@@ -81,6 +80,10 @@ enum Cmd {
         /// Append every originate received to this file (JSON lines).
         #[arg(long)]
         originate_log: Option<PathBuf>,
+        /// Play the smartivr robot module against this flow URL
+        /// (e.g. http://127.0.0.1:8080/smartivr) for answered calls.
+        #[arg(long)]
+        smartivr_url: Option<String>,
     },
     /// Create or update the database schema.
     Migrate {
@@ -164,8 +167,61 @@ enum WebhooksCmd {
 
 #[derive(Subcommand)]
 enum ScriptCmd {
-    /// Validate a script file; exits non-zero when it is invalid.
-    Check { file: PathBuf },
+    /// Validate a script file (JSON or YAML); exits non-zero when it is invalid.
+    Check {
+        file: PathBuf,
+        /// Also require `<audio_root>/<file_id>.wav` for every content.
+        #[arg(long)]
+        audio_root: Option<PathBuf>,
+    },
+    /// Validate and store a script file as a new script group.
+    Import {
+        file: PathBuf,
+        #[arg(long)]
+        config: PathBuf,
+        /// Owner of the group.
+        #[arg(long, default_value = "admin")]
+        user: String,
+        #[arg(long)]
+        audio_root: Option<PathBuf>,
+    },
+    /// Write a stored script group to a file (YAML for .yaml/.yml, else JSON).
+    Export {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        group: i64,
+        /// Default: script-<group>.json; `-` for standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Replay customer utterances through a script version and report every
+    /// decision, score or level that changes.
+    Replay {
+        #[arg(long)]
+        script: PathBuf,
+        /// Replay the stored calls (needs --config).
+        #[arg(long)]
+        from_records: bool,
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        task: Option<String>,
+        #[arg(long, default_value_t = 1000)]
+        limit: i64,
+        /// A JSON list of calls, each a list of customer utterances.
+        #[arg(long)]
+        transcript: Option<PathBuf>,
+        /// Compare with this script's decisions instead of the recorded ones.
+        #[arg(long)]
+        against: Option<PathBuf>,
+        /// Exit non-zero when anything changed.
+        #[arg(long)]
+        fail_on_change: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn init_logs(format: &str, level: &str) {
@@ -222,13 +278,13 @@ async fn main() -> Result<()> {
             cli::token(cmd).await
         }
         Cmd::Openapi { output } => cli::openapi(output.as_deref()),
-        Cmd::Sim { listen, gateways, seed, password, time_scale, mix, asr_custom, originate_log } => {
+        Cmd::Sim { listen, gateways, seed, password, time_scale, mix, asr_custom, originate_log, smartivr_url } => {
             init_logs("human", "info");
             let Some(mix) = voxdial::sim::fate::FateMix::preset(&mix) else {
                 bail!("unknown --mix {mix:?}: use default, answer-<persona>, busy, no-answer, … (see `voxdial sim --help`)");
             };
             let asr = asr_custom.map_or(voxdial::sim::SimAsr::DetectedSpeech, voxdial::sim::SimAsr::Custom);
-            let mut cfg = SimConfig { seed, password, time_scale, mix, asr, originate_log, ..SimConfig::default() };
+            let mut cfg = SimConfig { seed, password, time_scale, mix, asr, originate_log, smartivr_url, ..SimConfig::default() };
             if !gateways.is_empty() {
                 cfg.gateways = gateways;
             }
@@ -271,19 +327,71 @@ async fn main() -> Result<()> {
             }
             Ok(())
         }
-        Cmd::Script { cmd: ScriptCmd::Check { file } } => {
-            let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
-            let script = Script::from_json(&text).with_context(|| format!("{} is not a valid script", file.display()))?;
-            let errs = script.validate();
-            if errs.is_empty() {
+        Cmd::Script { cmd } => {
+            init_logs("human", "warn");
+            script_cmd(cmd).await
+        }
+    }
+}
+
+/// `voxdial script …`, dispatched to `dialogue::tools`.
+async fn script_cmd(cmd: ScriptCmd) -> Result<()> {
+    use voxdial::dialogue::tools;
+    match cmd {
+        ScriptCmd::Check { file, audio_root } => match tools::check(&file, audio_root.as_deref()) {
+            Ok(script) => {
                 println!("{}: ok ({} utterances)", file.display(), script.utterances.len());
                 Ok(())
-            } else {
-                for e in &errs {
-                    eprintln!("{}: {e}", file.display());
-                }
-                bail!("{} problem(s) in {}", errs.len(), file.display())
             }
+            Err(tools::ToolError::Invalid { path, errors }) => {
+                for e in &errors {
+                    eprintln!("{path}: {e}");
+                }
+                bail!("{} problem(s) in {path}", errors.len())
+            }
+            Err(e) => Err(e.into()),
+        },
+        ScriptCmd::Import { file, config, user, audio_root } => {
+            let store = Store::open(&Config::load(&config)?.database.url).await?;
+            let id = tools::import(&store, &user, &file, audio_root.as_deref()).await?;
+            println!("{}: imported as script group {id}", file.display());
+            Ok(())
+        }
+        ScriptCmd::Export { config, group, out } => {
+            let store = Store::open(&Config::load(&config)?.database.url).await?;
+            let script = tools::export(&store, group).await?;
+            let out = out.unwrap_or_else(|| tools::default_export_path(group));
+            let text = tools::render(&script, &out)?;
+            if out.as_os_str() == "-" {
+                print!("{text}");
+            } else {
+                std::fs::write(&out, text).with_context(|| format!("writing {}", out.display()))?;
+                println!("script group {group} written to {}", out.display());
+            }
+            Ok(())
+        }
+        ScriptCmd::Replay { script, from_records, config, task, limit, transcript, against, fail_on_change, json } => {
+            let new = tools::check(&script, None)?;
+            let baseline = against.as_deref().map(tools::read_script).transpose()?;
+            let calls = match (transcript, from_records) {
+                (Some(t), false) => tools::read_transcript(&t)?,
+                (None, true) => {
+                    let Some(config) = config else { bail!("--from-records needs --config") };
+                    let store = Store::open(&Config::load(&config)?.database.url).await?;
+                    tools::recorded_calls(&store, task.as_deref(), limit).await?
+                }
+                _ => bail!("give exactly one of --from-records or --transcript FILE"),
+            };
+            let rep = tools::replay(&new, baseline.as_ref(), &calls);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rep)?);
+            } else {
+                print!("{}", tools::render_report(&rep));
+            }
+            if fail_on_change && !rep.changes.is_empty() {
+                bail!("{} change(s)", rep.changes.len());
+            }
+            Ok(())
         }
     }
 }

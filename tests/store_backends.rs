@@ -276,6 +276,7 @@ fn detail(seq: i64, question: &str) -> DetailWrite {
         decision_us: Some(850),
         tags: if seq == 2 { vec!["tag-price".into()] } else { vec![] },
         created_at: "2020-03-06 22:32:37".into(),
+        bridge_status: None,
     }
 }
 

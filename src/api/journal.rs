@@ -80,6 +80,10 @@ pub struct DetailLine {
     pub tags: Vec<String>,
     pub decision_us: Option<i64>,
     pub at_ms: i64,
+    #[serde(default)]
+    pub bridge_status: Option<i64>,
+    #[serde(default)]
+    pub playback_us: Option<i64>,
 }
 
 impl DetailLine {
@@ -90,6 +94,7 @@ impl DetailLine {
             "playback_result" => "playback_result",
             "wait_result" => "wait_result",
             "getdtmf_result" => "getdtmf_result",
+            "bridge_result" => "bridge_result",
             "leave" => "leave",
             _ => "asrmessage_notify",
         };
@@ -112,6 +117,8 @@ impl DetailLine {
             tags: self.tags,
             decision_us: self.decision_us,
             at_ms: self.at_ms,
+            bridge_status: self.bridge_status,
+            playback_us: self.playback_us,
         }
     }
 }
@@ -508,6 +515,7 @@ mod tests {
             tags: vec![],
             decision_us: Some(3),
             at_ms: 0,
+            ..Detail::default()
         }
     }
 

@@ -154,6 +154,7 @@ fn call(task_id: &str, number_id: i64, number: &str, i: usize) -> CallWrite {
                     decision_us: Some(850),
                     tags: vec![],
                     created_at: "2020-03-06 22:31:10".into(),
+                    bridge_status: None,
                 })
                 .collect(),
         }),

@@ -86,6 +86,22 @@ fn playback_path(prompts: &[Prompt], audio_root: &str, tts_prefix: &str) -> Stri
     }
 }
 
+/// `uuid_transfer` for a transfer destination: a dial string is bridged
+/// inline, an extension goes through the XML dialplan (`8001` or
+/// `8001 XML agents`), and no destination parks the call.
+pub fn transfer_command(uuid: &str, destination: &str) -> String {
+    let d = destination.trim();
+    if d.is_empty() {
+        format!("uuid_transfer {uuid} -both park inline")
+    } else if crate::dialogue::smartivr::is_dial_string(d) && !d.contains(' ') {
+        format!("uuid_transfer {uuid} 'bridge:{d}' inline")
+    } else if d.contains(' ') {
+        format!("uuid_transfer {uuid} {d}")
+    } else {
+        format!("uuid_transfer {uuid} {d} XML default")
+    }
+}
+
 /// Run one attempt to completion.
 pub async fn run(esl: EslClient, script: Arc<Script>, plan: CallPlan) -> CallResult {
     let originated_ms = now_ms();
@@ -182,12 +198,30 @@ pub async fn run(esl: EslClient, script: Arc<Script>, plan: CallPlan) -> CallRes
                             result.record_file = Some(p.into_owned());
                         }
                     }
+                    "PLAYBACK_START" => {
+                        if let Some(d) = dialogue.as_mut() {
+                            d.playback_started();
+                        }
+                    }
                     "PLAYBACK_STOP" => {
                         if let Some(d) = dialogue.as_mut() {
-                            if !speaking {
-                                let a = d.handle(Input::PlaybackDone);
-                                perform(&esl, &plan, a, &mut listen_until).await;
-                            }
+                            // Ended under the callee's speech: the answer to it
+                            // decides, not the listening window.
+                            let input = if speaking { Input::PlaybackStopped } else { Input::PlaybackDone };
+                            let a = d.handle(input);
+                            perform(&esl, &plan, a, &mut listen_until).await;
+                        }
+                    }
+                    "DTMF" => {
+                        if let (Some(d), Some(digit)) = (dialogue.as_mut(), ev.header("DTMF-Digit")) {
+                            listen_until = None;
+                            let a = d.handle(Input::Dtmf { digits: digit.into_owned() });
+                            perform(&esl, &plan, a, &mut listen_until).await;
+                        }
+                    }
+                    "CHANNEL_BRIDGE" => {
+                        if let Some(d) = dialogue.as_mut().filter(|d| d.is_bridged()) {
+                            d.handle(Input::BridgeResult { ok: true, cause: None });
                         }
                     }
                     "CUSTOM" if ev.subclass().as_deref() != Some(plan.asr_subclass.as_str()) => {}
@@ -199,6 +233,13 @@ pub async fn run(esl: EslClient, script: Arc<Script>, plan: CallPlan) -> CallRes
                                 listen_until = None;
                                 let a = d.handle(Input::SpeechStarted);
                                 perform(&esl, &plan, a, &mut listen_until).await;
+                            }
+                            // An ASR module's partial result (CUSTOM mapping).
+                            ("progress" | "partial" | "detected-partial-speech", Some(d)) => {
+                                if let Some(text) = speech_text(&ev) {
+                                    let a = d.handle(Input::AsrProgress { text });
+                                    perform(&esl, &plan, a, &mut listen_until).await;
+                                }
                             }
                             ("detected-speech", Some(d)) => {
                                 speaking = false;
@@ -276,8 +317,10 @@ async fn perform(esl: &EslClient, plan: &CallPlan, action: Action, listen_until:
             esl.api(&format!("uuid_broadcast {} {} aleg", plan.uuid, path)).await
         }
         Action::StopPlayback => esl.api(&format!("uuid_break {} all", plan.uuid)).await,
+        // `uuid_fileman … pause` toggles: the same command pauses and resumes.
+        Action::PausePlayback | Action::ResumePlayback => esl.api(&format!("uuid_fileman {} pause", plan.uuid)).await,
         Action::Hangup => esl.api(&format!("uuid_kill {}", plan.uuid)).await,
-        Action::Transfer => esl.api(&format!("uuid_transfer {} -both park inline", plan.uuid)).await,
+        Action::Transfer { destination } => esl.api(&transfer_command(&plan.uuid, &destination)).await,
         Action::Listen { ms } => {
             *listen_until = Some(Instant::now() + Duration::from_millis(ms.max(0) as u64));
             return;
@@ -303,5 +346,13 @@ mod tests {
             playback_path(&[p(Some("a"), "x"), p(None, "hi there")], "/audio", "speak:t|v|"),
             "file_string:///audio/a.wav!speak:t|v|hi\u{3000}there"
         );
+    }
+
+    #[test]
+    fn transfer_commands() {
+        assert_eq!(transfer_command("u1", ""), "uuid_transfer u1 -both park inline");
+        assert_eq!(transfer_command("u1", "8001"), "uuid_transfer u1 8001 XML default");
+        assert_eq!(transfer_command("u1", "8001 XML agents"), "uuid_transfer u1 8001 XML agents");
+        assert_eq!(transfer_command("u1", "user/8001"), "uuid_transfer u1 'bridge:user/8001' inline");
     }
 }

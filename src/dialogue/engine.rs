@@ -21,11 +21,18 @@ pub enum Input {
     AsrProgress { text: String },
     /// A final recognition result for one customer utterance.
     AsrMessage { text: String, speak_ms: i64, asr_elapse: Option<i64>, gender: Option<i64> },
-    /// The prompt finished playing.
+    /// The prompt finished playing; its listening window starts now.
     PlaybackDone,
+    /// The prompt is no longer playing, but no listening window starts here
+    /// (the transport saw it end while the callee was speaking). Records
+    /// nothing and always answers `Noop`.
+    PlaybackStopped,
     /// The listening window after a prompt ran out with no speech.
     WaitTimeout,
+    /// Keypad digits; matched against branch keywords like speech ("1").
     Dtmf { digits: String },
+    /// A transfer / bridge to an agent ended or failed.
+    BridgeResult { ok: bool, cause: Option<String> },
     /// The call left the flow (hangup).
     Leave,
 }
@@ -39,6 +46,15 @@ pub struct Prompt {
 }
 
 /// What the transport must do next.
+///
+/// Barge-in: a prompt is interruptible unless it hangs up or transfers
+/// after playing or has `block_asr < 0`. On an interruptible prompt,
+/// `SpeechStarted` answers `StopPlayback`; when the utterance has
+/// `allow_keyword_interrupt`, speech alone does not stop it: a partial
+/// result (`AsrProgress`) that matches a branch, knowledge-base, repeat or
+/// refusal keyword answers `PausePlayback`, and the final result then
+/// answers a new `Play`, or `ResumePlayback` when it matched nothing
+/// specific (the prompt goes on as if never interrupted).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     Play {
@@ -53,15 +69,21 @@ pub enum Action {
     },
     /// Stop the current prompt (barge-in).
     StopPlayback,
+    /// Pause the current prompt (keyword barge-in, a decision is pending).
+    PausePlayback,
+    /// Resume the paused prompt (what was said needs no new prompt).
+    ResumePlayback,
     /// Start the listening window of `ms`.
     Listen { ms: i64 },
     Hangup,
-    Transfer,
+    /// Hand the call to an agent: an extension / agent group, or a dial
+    /// string for a bridge. Empty: the transport's configured default.
+    Transfer { destination: String },
     Noop,
 }
 
 /// One row of the call's transcript, as seed 000/001 `records[]`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
 pub struct Detail {
     pub notify: &'static str,
     pub question: String,
@@ -79,10 +101,16 @@ pub struct Detail {
     pub asr_elapse: Option<i64>,
     pub gender: Option<i64>,
     pub tags: Vec<String>,
-    /// Event received → decision made, in microseconds.
+    /// Event received (recognition end) → decision made, in microseconds.
     pub decision_us: Option<i64>,
     /// Wall-clock time of the row, ms since the epoch.
     pub at_ms: i64,
+    /// 1 on rows after the call was transferred to an agent (seed
+    /// `bridge_status`; `getUsableRecords` keeps them apart).
+    pub bridge_status: Option<i64>,
+    /// Decision → the prompt it chose started playing, in microseconds, when
+    /// the transport observes playback start ([`Dialogue::playback_started`]).
+    pub playback_us: Option<i64>,
 }
 
 /// The call-level result of the conversation.
@@ -102,6 +130,29 @@ fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
+/// How a text was understood at the current position.
+enum Match {
+    Refusal(String),
+    /// Branch index of the current utterance, and the keyword or regex hit.
+    Branch(usize, String),
+    Repeat(String),
+    /// Knowledge-base utterance index.
+    Kb(usize, String),
+    /// The current utterance's default branch.
+    Default(usize),
+    Nothing,
+}
+
+impl Match {
+    /// Something the callee said on purpose, worth interrupting a prompt.
+    fn specific(&self) -> bool {
+        !matches!(self, Match::Default(_) | Match::Nothing)
+    }
+}
+
+/// What a decision produced: the action, score gained, tags attached.
+type Turn = (Action, i64, Vec<String>);
+
 /// The per-call dialogue state.
 pub struct Dialogue {
     script: Arc<Script>,
@@ -110,7 +161,19 @@ pub struct Dialogue {
     current: String,
     /// What is playing (or last played).
     playing: Option<String>,
+    /// The playing prompt was paused by a keyword barge-in.
+    paused: bool,
     hangup_after: bool,
+    /// The playing prompt hands over to an agent when it ends.
+    transfer_after: Option<String>,
+    /// Transferred to an agent: later rows carry `bridge_status = 1`.
+    bridged: bool,
+    /// A knowledge-base answer with `is_jump_back` played: when its
+    /// listening window runs out, the main-flow question is asked again.
+    jump_back_pending: bool,
+    jump_backs: i64,
+    /// Times each utterance was played again (silence, repeat requests).
+    replays: HashMap<String, i64>,
     finished: bool,
     question_index: i64,
     sequence: i64,
@@ -125,6 +188,8 @@ pub struct Dialogue {
     robot_hung_up: bool,
     gender: Option<i64>,
     details: Vec<Detail>,
+    /// When the last `Play` was decided, and its row, for `playback_us`.
+    play_decided: Option<(Instant, usize)>,
 }
 
 impl Dialogue {
@@ -136,7 +201,13 @@ impl Dialogue {
             vars,
             current,
             playing: None,
+            paused: false,
             hangup_after: false,
+            transfer_after: None,
+            bridged: false,
+            jump_back_pending: false,
+            jump_backs: 0,
+            replays: HashMap::new(),
             finished: false,
             question_index: 0,
             sequence: 0,
@@ -151,6 +222,7 @@ impl Dialogue {
             robot_hung_up: false,
             gender: None,
             details: Vec::new(),
+            play_decided: None,
         }
     }
 
@@ -159,11 +231,27 @@ impl Dialogue {
     }
 
     pub fn take_details(&mut self) -> Vec<Detail> {
+        self.play_decided = None;
         std::mem::take(&mut self.details)
     }
 
     pub fn is_finished(&self) -> bool {
         self.finished
+    }
+
+    /// The call was handed to an agent.
+    pub fn is_bridged(&self) -> bool {
+        self.bridged
+    }
+
+    /// The transport saw the last chosen prompt start playing: record the
+    /// decision → playback-start latency on its row. Returns it (µs).
+    pub fn playback_started(&mut self) -> Option<i64> {
+        let (at, row) = self.play_decided.take()?;
+        let us = at.elapsed().as_micros() as i64;
+        let d = self.details.get_mut(row)?;
+        d.playback_us = Some(us);
+        Some(us)
     }
 
     pub fn summary(&self) -> Summary {
@@ -214,13 +302,17 @@ impl Dialogue {
             .collect()
     }
 
+    fn end(&mut self) -> Turn {
+        self.robot_hung_up = true;
+        self.finished = true;
+        (Action::Hangup, 0, vec![])
+    }
+
     /// Start playing utterance `id`, scoring and tagging it on first visit.
-    fn play(&mut self, id: &str, extra_score: i64) -> (Action, i64, Vec<String>) {
+    fn play(&mut self, id: &str, extra_score: i64) -> Turn {
         let script = self.script.clone();
         let Some(u) = script.utterance(id) else {
-            self.robot_hung_up = true;
-            self.finished = true;
-            return (Action::Hangup, 0, vec![]);
+            return self.end();
         };
         let mut gained = extra_score;
         let mut tags = Vec::new();
@@ -230,26 +322,50 @@ impl Dialogue {
         }
         self.score += gained;
         self.tags.extend(tags.iter().cloned());
-        if u.word_class == MAIN_FLOW {
+        if u.word_class == MAIN_FLOW && self.current != u.id {
             self.current = u.id.clone();
             self.retries = 0;
         }
         let hangup_after = u.action.as_deref() == Some("hangup");
+        let transfer = u.action.as_deref() == Some("transfer");
         self.hangup_after = hangup_after;
+        self.transfer_after = transfer.then(|| {
+            u.bridge_group_id.clone().or_else(|| script.transfer_to.clone()).unwrap_or_default()
+        });
+        self.jump_back_pending = u.word_class != MAIN_FLOW
+            && u.is_jump_back != 0
+            && (u.jump_back_threshold < 0 || self.jump_backs < u.jump_back_threshold);
         self.playing = Some(u.id.clone());
+        self.paused = false;
         let action = Action::Play {
             utterance_id: u.id.clone(),
             prompts: self.prompts(u),
-            wait_ms: u.wait,
-            interruptible: !hangup_after && u.block_asr >= 0,
+            // A transfer prompt hands over as soon as it ends.
+            wait_ms: if transfer { 0 } else { u.wait },
+            interruptible: !hangup_after && !transfer && u.block_asr >= 0,
             hangup_after,
         };
         (action, gained, tags)
     }
 
+    /// Play `id` again (silence, "say that again"), counting toward its
+    /// `max_retry` (0 = no limit). `None`: the limit is reached.
+    fn replay(&mut self, id: &str) -> Option<Turn> {
+        let max = self.script.utterance(id).map_or(0, |u| u.max_retry);
+        let n = self.replays.entry(id.to_string()).or_insert(0);
+        if max > 0 && *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(self.play(id, 0))
+    }
+
     fn push_detail(&mut self, mut d: Detail) {
         self.sequence += 1;
         d.sequence = self.sequence;
+        if self.bridged {
+            d.bridge_status = Some(1);
+        }
         self.details.push(d);
     }
 
@@ -266,28 +382,32 @@ impl Dialogue {
                 )
             }
             Action::Hangup => (None, None, None, None, Some("hangup".to_string())),
+            Action::Transfer { .. } => (None, None, None, None, Some("transfer".to_string())),
+            Action::ResumePlayback => (None, None, None, None, Some("resume".to_string())),
             _ => (None, None, None, None, None),
         };
         Detail {
             notify,
             question,
             question_index: self.question_index,
-            speak_ms: 0,
-            play_ms: 0,
-            keyword: None,
             answer_id,
             answer_text,
             answer_content,
             word_class,
             answer_action,
             score: gained,
-            sequence: 0,
-            asr_elapse: None,
-            gender: None,
             tags,
-            decision_us: None,
             at_ms: now_ms(),
+            ..Detail::default()
         }
+    }
+
+    /// The playing prompt lets keyword barge-in decide.
+    fn keyword_interrupt(&self) -> bool {
+        self.playing
+            .as_deref()
+            .and_then(|p| self.script.utterance(p))
+            .is_some_and(|u| u.allow_keyword_interrupt && u.action.is_none() && u.block_asr >= 0)
     }
 
     /// Feed one event; get the action to perform.
@@ -296,6 +416,7 @@ impl Dialogue {
         if self.finished {
             return Action::Noop;
         }
+        let rows_before = self.details.len();
         let action = match input {
             Input::Enter => {
                 let start = self.current.clone();
@@ -309,36 +430,29 @@ impl Dialogue {
                     .playing
                     .as_deref()
                     .and_then(|p| self.script.utterance(p))
-                    .is_some_and(|u| u.action.as_deref() != Some("hangup") && u.block_asr >= 0);
-                if self.playing.is_some() && interruptible {
+                    .is_some_and(|u| u.action.is_none() && u.block_asr >= 0 && !u.allow_keyword_interrupt);
+                if self.playing.is_some() && interruptible && !self.bridged {
                     Action::StopPlayback
                 } else {
                     Action::Noop
                 }
             }
             Input::AsrProgress { text } => {
+                let pause = !self.paused && !self.bridged && self.keyword_interrupt() && self.is_specific(&text);
                 let d = Detail {
                     notify: "asrprogress_notify",
                     question: text,
                     question_index: self.question_index + 1,
-                    speak_ms: 0,
-                    play_ms: 0,
-                    keyword: None,
-                    answer_id: None,
-                    answer_text: None,
-                    answer_content: None,
-                    word_class: None,
-                    answer_action: None,
-                    score: 0,
-                    sequence: 0,
-                    asr_elapse: None,
-                    gender: None,
-                    tags: vec![],
-                    decision_us: None,
                     at_ms: now_ms(),
+                    ..Detail::default()
                 };
                 self.push_detail(d);
-                Action::Noop
+                if pause {
+                    self.paused = true;
+                    Action::PausePlayback
+                } else {
+                    Action::Noop
+                }
             }
             Input::AsrMessage { text, speak_ms, asr_elapse, gender } => {
                 self.question_index += 1;
@@ -346,8 +460,13 @@ impl Dialogue {
                 if gender.is_some() {
                     self.gender = gender;
                 }
-                let (action, gained, tags, keyword) = if self.hangup_after {
+                let (action, gained, tags, keyword) = if self.hangup_after || self.transfer_after.is_some() || self.bridged {
                     (Action::Noop, 0, vec![], None)
+                } else if self.keyword_interrupt() && !self.is_specific(&text) {
+                    // Keyword barge-in: what was said does not call for a new
+                    // prompt, so the prompt goes on.
+                    let a = if std::mem::take(&mut self.paused) { Action::ResumePlayback } else { Action::Noop };
+                    (a, 0, vec![], None)
                 } else {
                     self.respond(&text)
                 };
@@ -359,54 +478,104 @@ impl Dialogue {
                 self.push_detail(d);
                 action
             }
+            Input::Dtmf { digits } => {
+                if self.bridged || self.hangup_after || self.transfer_after.is_some() || digits.is_empty() {
+                    Action::Noop
+                } else {
+                    self.question_index += 1;
+                    self.rounds += 1;
+                    let (action, gained, tags, keyword) = self.respond(&digits);
+                    let mut d = self.answer_detail("getdtmf_result", &action, digits, gained, tags);
+                    d.keyword = keyword;
+                    self.push_detail(d);
+                    action
+                }
+            }
             Input::PlaybackDone => {
                 self.playing = None;
+                self.paused = false;
                 if self.hangup_after {
-                    self.robot_hung_up = true;
-                    self.finished = true;
-                    Action::Hangup
+                    self.end().0
+                } else if let Some(destination) = self.transfer_after.take() {
+                    self.bridged = true;
+                    Action::Transfer { destination }
+                } else if self.bridged {
+                    Action::Noop
                 } else {
                     let wait = self.script.utterance(&self.current).map_or(4000, |u| u.wait);
                     Action::Listen { ms: wait.max(0) }
                 }
             }
+            Input::PlaybackStopped => {
+                self.playing = None;
+                self.paused = false;
+                Action::Noop
+            }
             Input::WaitTimeout => {
-                let (a, gained, tags) = self.on_silence();
-                let d = self.answer_detail("playback_result", &a, String::new(), gained, tags);
+                if self.bridged || self.hangup_after {
+                    Action::Noop
+                } else {
+                    let (a, gained, tags) = self.on_silence();
+                    let d = self.answer_detail("playback_result", &a, String::new(), gained, tags);
+                    self.push_detail(d);
+                    a
+                }
+            }
+            Input::BridgeResult { ok, cause } => {
+                let (a, gained, tags) = if ok {
+                    self.bridged = true;
+                    (Action::Noop, 0, vec![])
+                } else {
+                    self.bridged = false;
+                    match self.script.handlers.transfer_failed.clone() {
+                        Some(h) => self.play(&h, 0),
+                        None => self.closing(),
+                    }
+                };
+                let mut d = self.answer_detail("bridge_result", &a, cause.unwrap_or_default(), gained, tags);
+                if ok {
+                    d.bridge_status = Some(1);
+                }
                 self.push_detail(d);
                 a
             }
-            Input::Dtmf { .. } => Action::Noop,
             Input::Leave => {
                 self.finished = true;
                 Action::Noop
             }
         };
-        if let Some(d) = self.details.last_mut() {
-            if d.decision_us.is_none() && d.sequence == self.sequence {
+        if self.details.len() > rows_before {
+            let row = self.details.len() - 1;
+            if let Some(d) = self.details.get_mut(row) {
                 d.decision_us = Some(started.elapsed().as_micros() as i64);
+            }
+            if matches!(action, Action::Play { .. }) {
+                self.play_decided = Some((Instant::now(), row));
             }
         }
         action
     }
 
-    fn closing(&mut self) -> (Action, i64, Vec<String>) {
+    fn closing(&mut self) -> Turn {
         match self.script.handlers.closing.clone() {
             Some(c) => self.play(&c, 0),
-            None => {
-                self.robot_hung_up = true;
-                self.finished = true;
-                (Action::Hangup, 0, vec![])
-            }
+            None => self.end(),
         }
     }
 
-    fn on_silence(&mut self) -> (Action, i64, Vec<String>) {
-        let retry = self.script.utterance(&self.current).map_or(0, |u| u.retry);
+    fn on_silence(&mut self) -> Turn {
+        let cur = self.current.clone();
+        if std::mem::take(&mut self.jump_back_pending) {
+            // Back from the knowledge base to the question it interrupted.
+            self.jump_backs += 1;
+            return self.play(&cur, 0);
+        }
+        let retry = self.script.utterance(&cur).map_or(0, |u| u.retry);
         if self.retries < retry {
             self.retries += 1;
-            let cur = self.current.clone();
-            return self.play(&cur, 0);
+            if let Some(t) = self.replay(&cur) {
+                return t;
+            }
         }
         self.no_speech += 1;
         if self.no_speech > self.script.handlers.max_no_speech {
@@ -418,85 +587,125 @@ impl Dialogue {
         }
     }
 
-    /// Choose the answer to a final recognition result.
+    /// How `text` reads at the current position, without changing state.
+    /// `refusals`: the refusal count once `text` is counted.
+    fn classify(&self, text: &str, refusals: u32) -> Match {
+        let script = &*self.script;
+        let h = &script.handlers;
+        if let Some(k) = h.refusal_keywords.iter().find(|k| !k.is_empty() && text.contains(k.as_str())) {
+            if refusals >= h.max_refusals {
+                return Match::Refusal(k.clone());
+            }
+        }
+        let compiled = script.compiled();
+        let Some(ci) = compiled.position(&self.current) else {
+            return Match::Nothing;
+        };
+        let cur = &script.utterances[ci];
+        // Specific branches first, in order; the default one last.
+        for (bi, b) in cur.branches.iter().enumerate().filter(|(_, b)| !b.is_default) {
+            if b.negations.iter().any(|n| !n.is_empty() && text.contains(n.as_str())) {
+                continue;
+            }
+            if let Some(k) = b.keywords.iter().find(|k| !k.is_empty() && text.contains(k.as_str())) {
+                return Match::Branch(bi, k.clone());
+            }
+            if let Some(re) = compiled.regexes(ci, bi).iter().find(|re| re.is_match(text)) {
+                return Match::Branch(bi, re.as_str().to_string());
+            }
+        }
+        if let Some(k) = h.repeat_keywords.iter().find(|k| !k.is_empty() && text.contains(k.as_str())) {
+            let max = cur.max_retry;
+            if max <= 0 || self.replays.get(&cur.id).copied().unwrap_or(0) < max {
+                return Match::Repeat(k.clone());
+            }
+        }
+        // Knowledge base: answer out of flow, stay on the current node.
+        for &ki in &compiled.kb {
+            if let Some(k) = script.utterances[ki].keywords.iter().find(|k| !k.is_empty() && text.contains(k.as_str())) {
+                return Match::Kb(ki, k.clone());
+            }
+        }
+        match cur.branches.iter().position(|b| b.is_default) {
+            Some(bi) => Match::Default(bi),
+            None => Match::Nothing,
+        }
+    }
+
+    /// `text` calls for a decision of its own (worth interrupting a prompt).
+    fn is_specific(&self, text: &str) -> bool {
+        let refusal = self.script.handlers.refusal_keywords.iter().any(|k| !k.is_empty() && text.contains(k.as_str()));
+        refusal || self.classify(text, self.refusals).specific()
+    }
+
+    /// Choose the answer to a final recognition result (or digits).
     fn respond(&mut self, text: &str) -> (Action, i64, Vec<String>, Option<String>) {
         let script = self.script.clone();
         let h = &script.handlers;
-        if let Some(k) = h.refusal_keywords.iter().find(|k| text.contains(k.as_str())) {
+        if h.refusal_keywords.iter().any(|k| !k.is_empty() && text.contains(k.as_str())) {
             self.refusals += 1;
-            if self.refusals >= h.max_refusals {
-                let (a, g, t) = self.closing();
-                return (a, g, t, Some(k.clone()));
-            }
         }
-        if let Some(cur) = script.utterance(&self.current) {
-            // Specific branches first, in order; the default one last.
-            for b in cur.branches.iter().filter(|b| !b.is_default) {
-                if b.negations.iter().any(|n| !n.is_empty() && text.contains(n.as_str())) {
-                    continue;
+        let m = self.classify(text, self.refusals);
+        let cur = script.utterance(&self.current);
+        let branch = |bi: usize| cur.and_then(|u| u.branches.get(bi));
+        match m {
+            Match::Refusal(k) => {
+                let (a, g, t) = self.closing();
+                (a, g, t, Some(k))
+            }
+            Match::Branch(bi, k) => {
+                self.not_understood = 0;
+                let Some(b) = branch(bi) else { return self.not_understood_turn() };
+                let (a, g, mut t) = self.play(&b.next, b.score);
+                for tag in &b.tags {
+                    self.tags.insert(tag.clone());
+                    t.push(tag.clone());
                 }
-                let hit = b
-                    .keywords
-                    .iter()
-                    .find(|k| !k.is_empty() && text.contains(k.as_str()))
-                    .cloned()
-                    .or_else(|| {
-                        b.regexes
-                            .iter()
-                            .find(|r| regex::Regex::new(r).is_ok_and(|re| re.is_match(text)))
-                            .cloned()
-                    });
-                if let Some(k) = hit {
-                    self.not_understood = 0;
-                    let (a, g, mut t) = self.play(&b.next, b.score);
-                    for tag in &b.tags {
-                        self.tags.insert(tag.clone());
-                        t.push(tag.clone());
-                    }
-                    return (a, g, t, Some(k));
+                (a, g, t, Some(k))
+            }
+            Match::Repeat(k) => {
+                let id = self.current.clone();
+                match self.replay(&id) {
+                    Some((a, g, t)) => (a, g, t, Some(k)),
+                    None => self.not_understood_turn(),
                 }
             }
-            if let Some(k) = h.repeat_keywords.iter().find(|k| text.contains(k.as_str())) {
-                let id = cur.id.clone();
+            Match::Kb(ki, k) => {
+                let id = script.utterances[ki].id.clone();
                 let (a, g, t) = self.play(&id, 0);
-                return (a, g, t, Some(k.clone()));
+                (a, g, t, Some(k))
             }
-            // Knowledge base: answer out of flow, stay on the current node.
-            for kb in script.utterances.iter().filter(|u| u.word_class != MAIN_FLOW && !u.keywords.is_empty()) {
-                if let Some(k) = kb.keywords.iter().find(|k| text.contains(k.as_str())) {
-                    let (a, g, t) = self.play(&kb.id, 0);
-                    return (a, g, t, Some(k.clone()));
-                }
-            }
-            if let Some(b) = cur.branches.iter().find(|b| b.is_default) {
+            Match::Default(bi) => {
+                let Some(b) = branch(bi) else { return self.not_understood_turn() };
                 let (a, g, mut t) = self.play(&b.next, b.score);
                 t.extend(b.tags.iter().cloned());
                 self.tags.extend(b.tags.iter().cloned());
-                return (a, g, t, None);
+                (a, g, t, None)
             }
+            Match::Nothing => self.not_understood_turn(),
         }
+    }
+
+    fn not_understood_turn(&mut self) -> (Action, i64, Vec<String>, Option<String>) {
+        let script = self.script.clone();
+        let h = &script.handlers;
         self.not_understood += 1;
         if self.not_understood > h.max_not_understood {
             let (a, g, t) = self.closing();
             return (a, g, t, None);
         }
-        match h.not_understood.clone() {
-            Some(n) => {
-                let (a, g, t) = self.play(&n, 0);
-                (a, g, t, None)
-            }
-            None => {
-                let (a, g, t) = self.closing();
-                (a, g, t, None)
-            }
-        }
+        let (a, g, t) = match &h.not_understood {
+            Some(n) => self.play(n, 0),
+            None => self.closing(),
+        };
+        (a, g, t, None)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dialogue::script::SAMPLE_SCRIPT;
+    use crate::dialogue::script::{Compiled, SAMPLE_SCRIPT};
 
     fn dialogue() -> Dialogue {
         let script = Arc::new(Script::from_json(SAMPLE_SCRIPT).expect("sample"));
@@ -566,5 +775,165 @@ mod tests {
         assert_eq!(played, vec!["u-no-speech", "u-no-speech", "u-closing"]);
         assert!(d.is_finished());
         assert_eq!(d.summary().level_name.as_deref(), Some("D级(无意向)"));
+    }
+
+    fn with(edit: impl FnOnce(&mut Script)) -> Dialogue {
+        let mut s = Script::from_json(SAMPLE_SCRIPT).expect("sample");
+        edit(&mut s);
+        assert_eq!(s.validate(), vec![]);
+        Dialogue::new(Arc::new(s), HashMap::new())
+    }
+
+    fn played(a: &Action) -> &str {
+        match a {
+            Action::Play { utterance_id, .. } => utterance_id,
+            other => panic!("expected a prompt, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn keyword_barge_in_pauses_then_plays_or_resumes() {
+        let mut d = with(|s| s.utterances[0].allow_keyword_interrupt = true);
+        d.handle(Input::Enter);
+        // Speech alone does not stop a keyword-interrupt prompt.
+        assert_eq!(d.handle(Input::SpeechStarted), Action::Noop);
+        assert_eq!(d.handle(Input::AsrProgress { text: "喂喂那个".into() }), Action::Noop, "no keyword yet");
+        assert_eq!(d.handle(Input::AsrProgress { text: "没兴趣".into() }), Action::PausePlayback);
+        assert_eq!(played(&d.handle(said("没兴趣"))), "u-bye-refuse");
+        // Paused on a keyword, but the final text matches nothing specific:
+        // the prompt resumes and nothing is counted as not understood.
+        let mut d = with(|s| s.utterances[0].allow_keyword_interrupt = true);
+        d.handle(Input::Enter);
+        assert_eq!(d.handle(Input::AsrProgress { text: "价格".into() }), Action::PausePlayback);
+        assert_eq!(d.handle(said("喂喂喂")), Action::ResumePlayback);
+        assert_eq!(d.details().last().map(|r| r.answer_action.as_deref()), Some(Some("resume")));
+        // Once the prompt is over, the same text is answered normally.
+        d.handle(Input::PlaybackDone);
+        assert_eq!(played(&d.handle(said("喂喂喂"))), "u-intro", "default branch");
+        // An ordinary prompt is stopped by speech.
+        let mut d = dialogue();
+        d.handle(Input::Enter);
+        assert_eq!(d.handle(Input::SpeechStarted), Action::StopPlayback);
+    }
+
+    #[test]
+    fn dtmf_follows_keyword_branches() {
+        let mut d = with(|s| s.utterances[0].branches[0].keywords.push("2".into()));
+        d.handle(Input::Enter);
+        assert_eq!(played(&d.handle(Input::Dtmf { digits: "2".into() })), "u-bye-refuse");
+        let row = d.details().last().expect("row");
+        assert_eq!(row.notify, "getdtmf_result");
+        assert_eq!(row.question, "2");
+        assert_eq!(row.keyword.as_deref(), Some("2"));
+        assert_eq!(d.summary().rounds, 1);
+    }
+
+    #[test]
+    fn transfer_hands_over_and_marks_later_rows() {
+        let mut d = dialogue();
+        d.handle(Input::Enter);
+        let a = d.handle(said("帮我转人工"));
+        let Action::Play { utterance_id, wait_ms, interruptible, hangup_after, .. } = a else { panic!("plays") };
+        assert_eq!((utterance_id.as_str(), wait_ms, interruptible, hangup_after), ("u-kb-agent", 0, false, false));
+        assert_eq!(d.handle(Input::SpeechStarted), Action::Noop, "the hand-over prompt is not interrupted");
+        assert_eq!(d.handle(Input::PlaybackDone), Action::Transfer { destination: "8001".into() });
+        assert!(d.is_bridged());
+        assert_eq!(d.handle(Input::BridgeResult { ok: true, cause: None }), Action::Noop);
+        assert_eq!(d.handle(said("你好我想办宽带")), Action::Noop, "the agent talks now");
+        assert_eq!(d.handle(Input::WaitTimeout), Action::Noop);
+        let rows = d.details();
+        assert_eq!(rows[1].answer_action.as_deref(), Some("transfer"));
+        assert_eq!(rows[1].bridge_status, None, "the request itself came before the transfer");
+        assert!(rows[2..].iter().all(|r| r.bridge_status == Some(1)), "{rows:?}");
+        assert_eq!(rows[2].notify, "bridge_result");
+    }
+
+    #[test]
+    fn failed_transfer_plays_the_handler() {
+        let mut d = dialogue();
+        d.handle(Input::Enter);
+        d.handle(said("转人工"));
+        assert!(matches!(d.handle(Input::PlaybackDone), Action::Transfer { .. }));
+        let a = d.handle(Input::BridgeResult { ok: false, cause: Some("NO_USER_RESPONSE".into()) });
+        assert_eq!(played(&a), "u-closing");
+        assert!(!d.is_bridged());
+        let row = d.details().last().expect("row");
+        assert_eq!((row.notify, row.question.as_str(), row.bridge_status), ("bridge_result", "NO_USER_RESPONSE", None));
+    }
+
+    #[test]
+    fn knowledge_base_jumps_back_after_silence() {
+        let mut d = dialogue();
+        d.handle(Input::Enter);
+        d.handle(Input::PlaybackDone);
+        assert_eq!(played(&d.handle(said("多少钱"))), "u-kb-price");
+        assert_eq!(d.handle(Input::PlaybackDone), Action::Listen { ms: 4000 });
+        assert_eq!(played(&d.handle(Input::WaitTimeout)), "u-open", "asked again");
+        // Without is_jump_back the silence handler answers instead.
+        let mut d = with(|s| {
+            for u in &mut s.utterances {
+                u.is_jump_back = 0;
+            }
+        });
+        d.handle(Input::Enter);
+        d.handle(said("多少钱"));
+        d.handle(Input::PlaybackDone);
+        assert_eq!(played(&d.handle(Input::WaitTimeout)), "u-no-speech");
+        // A threshold caps the jump backs per call.
+        let mut d = with(|s| {
+            for u in &mut s.utterances {
+                u.jump_back_threshold = 1;
+            }
+        });
+        d.handle(Input::Enter);
+        for expect in ["u-open", "u-no-speech"] {
+            d.handle(said("多少钱"));
+            d.handle(Input::PlaybackDone);
+            assert_eq!(played(&d.handle(Input::WaitTimeout)), expect);
+            d.handle(Input::PlaybackDone);
+        }
+    }
+
+    #[test]
+    fn retry_and_max_retry_bound_replays() {
+        let mut d = with(|s| {
+            s.utterances[0].retry = 1;
+            s.utterances[0].max_retry = 1;
+        });
+        d.handle(Input::Enter);
+        d.handle(Input::PlaybackDone);
+        assert_eq!(played(&d.handle(Input::WaitTimeout)), "u-open", "retry replays the question");
+        d.handle(Input::PlaybackDone);
+        assert_eq!(played(&d.handle(Input::WaitTimeout)), "u-no-speech");
+        // "Say that again" is one more replay, over max_retry: not honoured.
+        d.handle(Input::PlaybackDone);
+        assert_eq!(played(&d.handle(said("什么"))), "u-intro", "falls to the default branch");
+    }
+
+    #[test]
+    fn latency_fields_are_recorded() {
+        let mut d = dialogue();
+        d.handle(Input::Enter);
+        assert!(d.playback_started().is_some());
+        assert!(d.playback_started().is_none(), "once per decision");
+        d.handle(Input::PlaybackDone);
+        d.handle(said("可以"));
+        d.playback_started();
+        let rows = d.details();
+        assert!(rows.iter().all(|r| r.decision_us.is_some()));
+        assert!(rows.iter().all(|r| r.playback_us.is_some()), "{rows:?}");
+    }
+
+    #[test]
+    fn regexes_compile_once_per_script() {
+        let s = Arc::new(Script::from_json(SAMPLE_SCRIPT).expect("sample"));
+        let a: *const Compiled = s.compiled();
+        let mut d = Dialogue::new(s.clone(), HashMap::new());
+        d.handle(Input::Enter);
+        assert_eq!(played(&d.handle(said("是我"))), "u-intro", "regex ^(是|对)");
+        assert!(std::ptr::eq(a, s.compiled()));
+        // A clone may be edited, so it compiles afresh.
+        let c = (*s).clone();
+        assert!(!std::ptr::eq(a, c.compiled()));
     }
 }

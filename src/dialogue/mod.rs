@@ -7,6 +7,7 @@
 pub mod engine;
 pub mod script;
 pub mod smartivr;
+pub mod tools;
 
 pub use engine::{Action, Detail, Dialogue, Input, Prompt, Summary};
 pub use script::{Script, ScriptError, SAMPLE_SCRIPT};

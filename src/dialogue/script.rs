@@ -3,8 +3,10 @@
 //! handlers, tags and levels.
 
 use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
 /// `word_class` of main-flow utterances (主流程).
 pub const MAIN_FLOW: i64 = 16;
@@ -110,6 +112,21 @@ pub struct Utterance {
     pub keywords: Vec<String>,
     #[serde(default)]
     pub tags: Vec<String>,
+    /// Where `action: "transfer"` hands the call: an agent group's extension
+    /// or a dial string (`sofia/…`, `user/…`). `None`: the script's
+    /// `transfer_to`, then the transport's configured default.
+    #[serde(default, deserialize_with = "lenient_opt_string", skip_serializing_if = "Option::is_none")]
+    pub bridge_group_id: Option<String>,
+}
+
+/// `bridge_group_id` is an integer in some exports and a string in others.
+fn lenient_opt_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(match Option::<serde_json::Value>::deserialize(d)? {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(s)) if s.is_empty() => None,
+        Some(serde_json::Value::String(s)) => Some(s),
+        Some(v) => Some(v.to_string()),
+    })
 }
 
 fn main_flow() -> i64 {
@@ -184,6 +201,9 @@ pub struct Handlers {
     pub refusal_keywords: Vec<String>,
     #[serde(default = "default_limit")]
     pub max_refusals: u32,
+    /// Played when a transfer to an agent fails; `None`: the closing handler.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transfer_failed: Option<String>,
 }
 
 fn default_limit() -> u32 {
@@ -209,6 +229,90 @@ pub struct Script {
     pub tags: Vec<Tag>,
     #[serde(default)]
     pub tag_groups: Vec<TagGroup>,
+    /// Default transfer destination of `action: "transfer"` utterances.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transfer_to: Option<String>,
+    /// Regexes and lookups built once per script, on first use, so a call
+    /// never compiles a regular expression.
+    #[serde(skip)]
+    compiled: CompiledCell,
+}
+
+/// What the engine needs fast: utterance index by id, every branch's
+/// regexes compiled, the knowledge base in priority order.
+#[derive(Debug, Default)]
+pub struct Compiled {
+    index: HashMap<String, usize>,
+    /// utterance → branch → its regexes (invalid ones dropped; `validate`
+    /// reports them).
+    regexes: Vec<Vec<Vec<regex::Regex>>>,
+    /// Knowledge-base utterances (not main flow, with keywords), by priority.
+    pub kb: Vec<usize>,
+}
+
+impl Compiled {
+    fn build(s: &Script) -> Compiled {
+        let index = s.utterances.iter().enumerate().map(|(i, u)| (u.id.clone(), i)).collect();
+        let regexes = s
+            .utterances
+            .iter()
+            .map(|u| {
+                u.branches
+                    .iter()
+                    .map(|b| b.regexes.iter().filter_map(|r| regex::Regex::new(r).ok()).collect())
+                    .collect()
+            })
+            .collect();
+        let mut kb: Vec<usize> = (0..s.utterances.len())
+            .filter(|&i| s.utterances[i].word_class != MAIN_FLOW && !s.utterances[i].keywords.is_empty())
+            .collect();
+        kb.sort_by_key(|&i| (s.utterances[i].priority, i));
+        Compiled { index, regexes, kb }
+    }
+
+    /// The compiled regexes of branch `b` of utterance `u`.
+    pub fn regexes(&self, u: usize, b: usize) -> &[regex::Regex] {
+        self.regexes.get(u).and_then(|v| v.get(b)).map_or(&[], Vec::as_slice)
+    }
+
+    pub fn position(&self, id: &str) -> Option<usize> {
+        self.index.get(id).copied()
+    }
+}
+
+/// A lazily built [`Compiled`]. Cloning yields an empty cell (a cloned
+/// script may be edited, so it compiles afresh) and it never affects
+/// equality.
+#[derive(Debug, Default)]
+struct CompiledCell(OnceLock<Arc<Compiled>>);
+
+impl Clone for CompiledCell {
+    fn clone(&self) -> Self {
+        CompiledCell::default()
+    }
+}
+
+impl PartialEq for CompiledCell {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+/// Checks that need the file system, for [`Script::validate_with`].
+#[derive(Debug, Clone, Default)]
+pub struct ValidateOptions<'a> {
+    /// Directory of `<file_id>.wav`; when given, every enabled content's
+    /// recording must exist there.
+    pub audio_root: Option<&'a Path>,
+}
+
+/// Why a script file could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ParseError {
+    #[error("not valid JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("not valid YAML: {0}")]
+    Yaml(#[from] serde_yaml::Error),
 }
 
 /// A problem found by [`Script::validate`], naming the utterance.
@@ -226,6 +330,12 @@ pub enum ScriptError {
     BadRegex { utterance: String, branch: String, regex: String, error: String },
     #[error("utterance {0:?} has no enabled content to play")]
     NoContent(String),
+    #[error("utterance {utterance:?} content {content:?} has neither text nor an audio file")]
+    EmptyContent { utterance: String, content: String },
+    #[error("utterance {utterance:?} content {content:?}: audio file {path:?} does not exist")]
+    MissingAudio { utterance: String, content: String, path: String },
+    #[error("utterance {utterance:?} knowledge-base entry has an empty keyword")]
+    EmptyKeyword { utterance: String },
     #[error("utterance {0:?} is unreachable from the opening utterance")]
     Unreachable(String),
     #[error("utterances {0:?} form a loop with no way to hang up")]
@@ -239,9 +349,28 @@ pub enum ScriptError {
 }
 
 impl Script {
-    /// Parse JSON, or YAML when the text does not start with `{`.
+    /// Parse JSON.
     pub fn from_json(text: &str) -> Result<Script, serde_json::Error> {
         serde_json::from_str(text)
+    }
+
+    /// Parse JSON when the text starts with `{`, YAML otherwise.
+    pub fn parse(text: &str) -> Result<Script, ParseError> {
+        if text.trim_start().starts_with('{') {
+            Ok(serde_json::from_str(text)?)
+        } else {
+            Ok(serde_yaml::from_str(text)?)
+        }
+    }
+
+    /// YAML text of the script.
+    pub fn to_yaml(&self) -> Result<String, ParseError> {
+        Ok(serde_yaml::to_string(self)?)
+    }
+
+    /// The compiled form, built on first use.
+    pub fn compiled(&self) -> &Compiled {
+        self.compiled.0.get_or_init(|| Arc::new(Compiled::build(self)))
     }
 
     /// The opening utterance: the main-flow utterance with the lowest priority.
@@ -250,7 +379,10 @@ impl Script {
     }
 
     pub fn utterance(&self, id: &str) -> Option<&Utterance> {
-        self.utterances.iter().find(|u| u.id == id)
+        match self.compiled().position(id) {
+            Some(i) => self.utterances.get(i),
+            None => None,
+        }
     }
 
     /// The level whose score range holds `score` (min inclusive, max exclusive;
@@ -265,6 +397,11 @@ impl Script {
 
     /// Every problem, not only the first, so an author can fix them in one go.
     pub fn validate(&self) -> Vec<ScriptError> {
+        self.validate_with(&ValidateOptions::default())
+    }
+
+    /// [`validate`](Self::validate) plus the checks that need `opts`.
+    pub fn validate_with(&self, opts: &ValidateOptions) -> Vec<ScriptError> {
         let mut errs = Vec::new();
         let mut ids = HashSet::new();
         for u in &self.utterances {
@@ -280,6 +417,25 @@ impl Script {
         for u in &self.utterances {
             if !u.contents.iter().any(|c| c.status && (!c.translate_text.is_empty() || c.file_id.is_some())) {
                 errs.push(ScriptError::NoContent(u.id.clone()));
+            }
+            for c in u.contents.iter().filter(|c| c.status) {
+                let file = c.file_id.as_deref().filter(|f| !f.trim().is_empty());
+                if file.is_none() && c.translate_text.trim().is_empty() {
+                    errs.push(ScriptError::EmptyContent { utterance: u.id.clone(), content: c.id.clone() });
+                }
+                if let (Some(root), Some(f)) = (opts.audio_root, file) {
+                    let path = root.join(format!("{f}.wav"));
+                    if !path.is_file() {
+                        errs.push(ScriptError::MissingAudio {
+                            utterance: u.id.clone(),
+                            content: c.id.clone(),
+                            path: path.display().to_string(),
+                        });
+                    }
+                }
+            }
+            if u.word_class != MAIN_FLOW && u.keywords.iter().any(|k| k.trim().is_empty()) {
+                errs.push(ScriptError::EmptyKeyword { utterance: u.id.clone() });
             }
             for t in &u.tags {
                 if !tag_ids.contains(t.as_str()) {
@@ -315,7 +471,12 @@ impl Script {
             }
         }
         let h = &self.handlers;
-        for (name, target) in [("no_speech", &h.no_speech), ("not_understood", &h.not_understood), ("closing", &h.closing)] {
+        for (name, target) in [
+            ("no_speech", &h.no_speech),
+            ("not_understood", &h.not_understood),
+            ("closing", &h.closing),
+            ("transfer_failed", &h.transfer_failed),
+        ] {
             if let Some(t) = target {
                 if !ids.contains(t.as_str()) {
                     errs.push(ScriptError::MissingHandler { handler: name, target: t.clone() });
@@ -331,7 +492,7 @@ impl Script {
             .collect();
         let mut roots: Vec<&str> = vec![start.id.as_str()];
         roots.extend(self.utterances.iter().filter(|u| u.word_class != MAIN_FLOW).map(|u| u.id.as_str()));
-        for t in [&h.no_speech, &h.not_understood, &h.closing].into_iter().flatten() {
+        for t in [&h.no_speech, &h.not_understood, &h.closing, &h.transfer_failed].into_iter().flatten() {
             roots.push(t.as_str());
         }
         let mut seen: HashSet<&str> = HashSet::new();

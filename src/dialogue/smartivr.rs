@@ -139,7 +139,7 @@ pub enum Step {
     Feed(Vec<Input>),
     /// Noise or an ASR failure: let the paused prompt go on.
     Resume,
-    /// Informational (`start_asr_result`, `bridge_result`, unknown): nothing to do.
+    /// Informational (`start_asr_result`, unknown): nothing to do.
     Noop,
     /// The call left the flow.
     Leave,
@@ -163,12 +163,19 @@ pub fn step_of(n: &Notify) -> Step {
             if failed || text.is_empty() {
                 Step::Resume
             } else {
-                Step::Feed(vec![Input::AsrMessage {
+                let msg = Input::AsrMessage {
                     text,
                     speak_ms: n.speakms.unwrap_or(0),
                     asr_elapse: n.asrelapse,
                     gender: n.gender.filter(|g| *g > 0),
-                }])
+                };
+                // `playstate: false`: the prompt is over (the callee spoke in
+                // its wait window), so the answer is not a barge-in.
+                if n.playstate == Some(false) {
+                    Step::Feed(vec![Input::PlaybackStopped, msg])
+                } else {
+                    Step::Feed(vec![msg])
+                }
             }
         }
         // Sent once the prompt AND its wait window are over with no speech:
@@ -190,6 +197,13 @@ pub fn step_of(n: &Notify) -> Step {
             }
         }
         "getdtmf_result" if !failed => Step::Feed(vec![Input::Dtmf { digits: n.message.clone().unwrap_or_default() }]),
+        // Success is `errorcode` 0 in one lineage, `message` SUCCESS in another.
+        "bridge_result" | "transfer_result" => {
+            let msg = n.message.as_deref().unwrap_or("");
+            let ok = if n.errorcode.is_some() { !failed } else { msg.is_empty() || msg.eq_ignore_ascii_case("success") };
+            let cause = Some(msg.to_string()).filter(|m| !m.is_empty() && !ok).or_else(|| n.hangup_cause.clone().filter(|_| !ok));
+            Step::Feed(vec![Input::BridgeResult { ok, cause }])
+        }
         "leave" => Step::Leave,
         _ => Step::Noop,
     }
@@ -265,6 +279,7 @@ pub enum Params {
     Console { command: &'static str },
     Hangup { cause: i64, usermsg: String },
     Transfer { destnumber: String, dialplan: String, context: String },
+    Bridge { number: String, callerid: String, gateway: String, prompt: String, background: String },
     Noop { usermsg: String },
 }
 
@@ -327,9 +342,13 @@ pub struct ReplyOptions {
     /// Directory holding `<file_id>.wav`, as the module's host sees it.
     pub audio_root: String,
     pub asr: AsrParams,
-    /// Extension an agent group answers on, for `Action::Transfer`.
+    /// Default destination of `Action::Transfer` when the script names none:
+    /// an extension (→ `transfer`) or a dial string such as
+    /// `sofia/gateway/agents/8001` or `user/8001` (→ `bridge`).
     pub transfer_to: String,
     pub transfer_context: String,
+    /// Caller ID presented to the agent on a `bridge`; empty: the module's.
+    pub bridge_callerid: String,
 }
 
 impl Default for ReplyOptions {
@@ -339,8 +358,15 @@ impl Default for ReplyOptions {
             asr: AsrParams::default(),
             transfer_to: "agent".into(),
             transfer_context: "default".into(),
+            bridge_callerid: String::new(),
         }
     }
+}
+
+/// A destination is bridged (dialled) rather than transferred in the
+/// dialplan when it is a dial string.
+pub fn is_dial_string(dest: &str) -> bool {
+    dest.contains('/') || dest.starts_with('{') || dest.starts_with('[')
 }
 
 /// The prompt items of a `Play`: a recording when the content has one and no
@@ -369,12 +395,17 @@ pub fn prompt_items(script: &Script, utterance_id: &str, prompts: &[Prompt], aud
 pub fn reply_for(action: &Action, script: &Script, opts: &ReplyOptions, enter: bool) -> Reply {
     match action {
         Action::Play { utterance_id, prompts, wait_ms, interruptible, hangup_after } => {
+            let u = script.utterance(utterance_id);
+            // Keyword barge-in: the module must not pause on speech alone;
+            // the server pauses on a matching partial result (§7).
+            let keyword_only = u.is_some_and(|u| u.allow_keyword_interrupt);
+            let transfer = u.is_some_and(|u| u.action.as_deref() == Some("transfer"));
             let params = PlaybackParams {
                 prompt: prompt_items(script, utterance_id, prompts, &opts.audio_root),
                 wait: (*wait_ms).max(0),
                 retry: 0,
                 block_asr: 0,
-                allow_interrupt: if *interruptible { 0 } else { -1 },
+                allow_interrupt: if *interruptible && !keyword_only { 0 } else { -1 },
             };
             if enter {
                 return Reply {
@@ -391,23 +422,43 @@ pub fn reply_for(action: &Action, script: &Script, opts: &ReplyOptions, enter: b
                 r.after_action = Some("hangup");
                 r.after_params = Some(Params::Hangup { cause: 0, usermsg: String::new() });
                 r.after_ignore_error = Some(true);
+            } else if transfer {
+                // Deaf too; its playback_result brings the transfer.
+                r.suspend_asr = Some(true);
             }
             r
         }
-        Action::StopPlayback => Reply::pause(),
+        Action::StopPlayback | Action::PausePlayback => Reply::pause(),
+        Action::ResumePlayback => Reply::resume(),
         // The module's own wait window (the `wait` of the prompt) applies.
         Action::Listen { .. } | Action::Noop => Reply::noop(),
         Action::Hangup => Reply::hangup(""),
-        Action::Transfer => Reply {
-            after_action: Some("transfer"),
-            after_params: Some(Params::Transfer {
-                destnumber: opts.transfer_to.clone(),
-                dialplan: "XML".into(),
-                context: opts.transfer_context.clone(),
-            }),
-            after_ignore_error: Some(false),
-            ..Reply::simple("stop_asr", Params::Noop { usermsg: String::new() })
-        },
+        Action::Transfer { destination } => {
+            let dest = if destination.is_empty() { opts.transfer_to.as_str() } else { destination.as_str() };
+            let (after, params) = if is_dial_string(dest) {
+                (
+                    "bridge",
+                    Params::Bridge {
+                        number: dest.to_string(),
+                        callerid: opts.bridge_callerid.clone(),
+                        gateway: String::new(),
+                        prompt: String::new(),
+                        background: String::new(),
+                    },
+                )
+            } else {
+                (
+                    "transfer",
+                    Params::Transfer { destnumber: dest.to_string(), dialplan: "XML".into(), context: opts.transfer_context.clone() },
+                )
+            };
+            Reply {
+                after_action: Some(after),
+                after_params: Some(params),
+                after_ignore_error: Some(false),
+                ..Reply::simple("stop_asr", Params::Noop { usermsg: String::new() })
+            }
+        }
     }
 }
 
@@ -555,6 +606,21 @@ mod tests {
             Step::Feed(vec![Input::AsrMessage { text: "好的".into(), speak_ms: 900, asr_elapse: Some(300), gender: Some(1) }])
         );
         assert_eq!(
+            step_of(&n(r#"{"notify":"asrmessage_notify","callid":"c","message":"1.好;","playstate":false}"#)),
+            Step::Feed(vec![
+                Input::PlaybackStopped,
+                Input::AsrMessage { text: "好".into(), speak_ms: 0, asr_elapse: None, gender: None }
+            ])
+        );
+        assert_eq!(
+            step_of(&n(r#"{"notify":"bridge_result","callid":"c","errorcode":480,"message":"NO_USER_RESPONSE"}"#)),
+            Step::Feed(vec![Input::BridgeResult { ok: false, cause: Some("NO_USER_RESPONSE".into()) }])
+        );
+        assert_eq!(
+            step_of(&n(r#"{"notify":"bridge_result","callid":"c","message":"SUCCESS"}"#)),
+            Step::Feed(vec![Input::BridgeResult { ok: true, cause: None }])
+        );
+        assert_eq!(
             step_of(&n(r#"{"notify":"playback_result","callid":"c","message":"FILE PLAYED"}"#)),
             Step::Feed(vec![Input::PlaybackDone, Input::WaitTimeout])
         );
@@ -594,10 +660,17 @@ mod tests {
         assert_eq!(r["params"]["allow_interrupt"], -1);
         let r = serde_json::to_value(reply_for(&Action::StopPlayback, &script, &opts, false)).unwrap();
         assert_eq!(r, serde_json::json!({"action":"console_playback","params":{"command":"pause"},"flowdata":{"v":1}}));
-        let r = serde_json::to_value(reply_for(&Action::Transfer, &script, &opts, false)).unwrap();
+        let t = Action::Transfer { destination: String::new() };
+        let r = serde_json::to_value(reply_for(&t, &script, &opts, false)).unwrap();
         assert_eq!(r["action"], "stop_asr");
         assert_eq!(r["after_action"], "transfer");
         assert_eq!(r["after_params"]["destnumber"], "agent");
+        let t = Action::Transfer { destination: "sofia/gateway/agents/8001".into() };
+        let r = serde_json::to_value(reply_for(&t, &script, &opts, false)).unwrap();
+        assert_eq!(r["after_action"], "bridge");
+        assert_eq!(r["after_params"]["number"], "sofia/gateway/agents/8001");
+        let r = serde_json::to_value(reply_for(&Action::ResumePlayback, &script, &opts, false)).unwrap();
+        assert_eq!(r["params"]["command"], "resume");
     }
 
     #[test]

@@ -154,6 +154,7 @@ pub fn build(r: &CallResult, rules: &StatusRules, recycle: &RecyclePolicy) -> Ca
                     decision_us: d.decision_us,
                     tags: d.tags.clone(),
                     created_at: fmt_ms(d.at_ms),
+                    bridge_status: d.bridge_status,
                 })
                 .collect(),
         })

@@ -177,7 +177,7 @@ fn detail_row(c: &CallWrite, record_id: &str, d: &DetailWrite, ctx: &NotifyConte
         "sequence": d.sequence,
         "created_at": d.created_at,
         "updated_at": d.created_at,
-        "bridge_status": null,
+        "bridge_status": d.bridge_status,
         "user_id": c.user_id,
         "tags": tag_list(&d.tags, ctx, "id"),
         "download_voice": [],

@@ -9,6 +9,7 @@
 
 pub mod dialstring;
 pub mod fate;
+pub mod smartivr;
 pub mod wire;
 
 use std::collections::{HashMap, HashSet};
@@ -46,6 +47,10 @@ pub struct SimConfig {
     pub asr: SimAsr,
     /// Append every originate as one JSON line here (for multi-process tests).
     pub originate_log: Option<std::path::PathBuf>,
+    /// Play the mod_smartivr robot module against this flow URL for
+    /// answered calls (`sim::smartivr`), instead of parking them for an ESL
+    /// dialogue.
+    pub smartivr_url: Option<String>,
 }
 
 /// The recognition transport the simulated ASR uses on the event socket.
@@ -71,6 +76,7 @@ impl Default for SimConfig {
             recordings_root: "/usr/local/freeswitch/recordings".into(),
             asr: SimAsr::DetectedSpeech,
             originate_log: None,
+            smartivr_url: None,
         }
     }
 }
@@ -910,6 +916,9 @@ impl SimCall {
                 self.st.answered.fetch_add(1, Ordering::Relaxed);
                 let uuid = self.ch.uuid.clone();
                 self.reply(format!("+OK {uuid}\n"));
+                if let Some(url) = self.st.cfg.smartivr_url.clone() {
+                    return self.converse_smartivr(p, &url).await;
+                }
                 let path = self.record_path();
                 self.emit(Phase::RobotDialplan { record_path: path });
                 self.converse(p).await;

@@ -30,6 +30,9 @@ pub struct DetailWrite {
     pub decision_us: Option<i64>,
     pub tags: Vec<String>,
     pub created_at: String,
+    /// 1 on rows after a transfer to an agent.
+    #[serde(default)]
+    pub bridge_status: Option<i64>,
 }
 
 /// The record of an answered call (seed 000 record).
@@ -161,7 +164,7 @@ impl Store {
             for d in &r.details {
                 let did = uuid::Uuid::new_v4().to_string();
                 sqlx::query(self.sql(
-                    "INSERT INTO record_details (id, record_id, task_id, user_id, notify, callid, asrtype, callee, gender, asr_elapse, question, question_index, speak_ms, play_ms, keyword, answer_id, answer_text, answer_content, answer_action, word_class, score, sequence, decision_us, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO record_details (id, record_id, task_id, user_id, notify, callid, asrtype, callee, gender, asr_elapse, question, question_index, speak_ms, play_ms, keyword, answer_id, answer_text, answer_content, answer_action, word_class, score, sequence, decision_us, bridge_status, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 ))
                 .bind(&did)
                 .bind(&r.id)
@@ -186,6 +189,7 @@ impl Store {
                 .bind(d.score)
                 .bind(d.sequence)
                 .bind(d.decision_us)
+                .bind(d.bridge_status)
                 .bind(&d.created_at)
                 .bind(&d.created_at)
                 .execute(&mut **tx)
@@ -451,8 +455,8 @@ impl Store {
         }
         for chunk in details.chunks(CHUNK) {
             let q = format!(
-                "INSERT INTO record_details (id, record_id, task_id, user_id, notify, callid, asrtype, callee, gender, asr_elapse, question, question_index, speak_ms, play_ms, keyword, answer_id, answer_text, answer_content, answer_action, word_class, score, sequence, decision_us, created_at, updated_at) VALUES {}",
-                value_rows(chunk.len(), 25)
+                "INSERT INTO record_details (id, record_id, task_id, user_id, notify, callid, asrtype, callee, gender, asr_elapse, question, question_index, speak_ms, play_ms, keyword, answer_id, answer_text, answer_content, answer_action, word_class, score, sequence, decision_us, bridge_status, created_at, updated_at) VALUES {}",
+                value_rows(chunk.len(), 26)
             );
             let mut query = sqlx::query(self.sql(&q));
             for (c, r, d, did) in chunk {
@@ -480,6 +484,7 @@ impl Store {
                     .bind(d.score)
                     .bind(d.sequence)
                     .bind(d.decision_us)
+                    .bind(d.bridge_status)
                     .bind(d.created_at.clone())
                     .bind(d.created_at.clone());
             }

@@ -547,7 +547,12 @@ impl Store {
         for g in &mut s.tag_groups {
             p(&mut g.id);
         }
-        for id in [&mut s.handlers.no_speech, &mut s.handlers.not_understood, &mut s.handlers.closing]
+        for id in [
+            &mut s.handlers.no_speech,
+            &mut s.handlers.not_understood,
+            &mut s.handlers.closing,
+            &mut s.handlers.transfer_failed,
+        ]
             .into_iter()
             .flatten()
         {

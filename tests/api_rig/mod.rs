@@ -171,6 +171,7 @@ pub async fn tenant(store: &Store, parent: Option<&str>, name: &str, rec_dir: &P
         decision_us: Some(120),
         tags,
         created_at: "2019-04-22 18:19:55".into(),
+        ..DetailWrite::default()
     };
     store
         .write_call(&CallWrite {

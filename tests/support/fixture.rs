@@ -100,6 +100,7 @@ impl Fixture {
             tags: if seq == 2 { vec![self.tag.0.clone()] } else { vec![] },
             decision_us: Some(50),
             at_ms: now,
+            ..Detail::default()
         };
         CallResult {
             uuid: uuid::Uuid::new_v4().to_string(),
