@@ -522,7 +522,8 @@ impl Store {
         }
         if !f.tags.is_empty() {
             wh.push(format!(
-                "EXISTS (SELECT 1 FROM taggables tg WHERE tg.taggable_id = r.id AND tg.tag_id IN ({}))",
+                // Driven from the tag index: a few tagged ids, not a probe per record.
+                "r.id IN (SELECT tg.taggable_id FROM taggables tg WHERE tg.tag_id IN ({}))",
                 placeholders(f.tags.len())
             ));
             args.extend(f.tags.iter().map(|t| Arg::S(t.clone())));
