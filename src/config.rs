@@ -90,6 +90,8 @@ pub struct Config {
     /// Download links of recordings (`voice_url`).
     pub recordings: VoiceLinks,
     pub log: LogConfig,
+    /// Scale-out: node id, Redis and shared limits (see `crate::cluster`).
+    pub cluster: crate::cluster::ClusterConfig,
 }
 
 impl Config {
@@ -132,9 +134,13 @@ impl Config {
                 table.insert(last.clone(), parsed);
             }
         }
-        let cfg: Config = toml::Value::Table(value)
+        let mut cfg: Config = toml::Value::Table(value)
             .try_into()
             .map_err(|e: toml::de::Error| ConfigError::Parse { path: origin.to_string(), source: e })?;
+        // `[cluster] node_id` names the node everywhere the dialer does.
+        if let Some(id) = cfg.cluster.node_id.clone() {
+            cfg.dialer.node_id = id;
+        }
         cfg.validate()?;
         Ok(cfg)
     }
@@ -154,6 +160,9 @@ impl Config {
             if l.cps.is_nan() || l.cps <= 0.0 || l.max_concurrent < 1 {
                 return Err(ConfigError::Invalid(format!("[[lines]] {}: cps must be > 0 and max_concurrent ≥ 1", l.name)));
             }
+        }
+        if self.cluster.redis_url.is_some() {
+            self.cluster.validate().map_err(ConfigError::Invalid)?;
         }
         if self.dialer.claim_batch < 1 {
             return Err(ConfigError::Invalid("[dialer] claim_batch must be ≥ 1".into()));

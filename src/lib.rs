@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod cluster;
 pub mod dialer;
 pub mod dialogue;
 pub mod finalize;

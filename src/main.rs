@@ -93,6 +93,11 @@ enum Cmd {
         #[command(subcommand)]
         cmd: RecordingsCmd,
     },
+    /// Cluster of voxdial nodes sharing a database and a Redis.
+    Cluster {
+        #[command(subcommand)]
+        cmd: ClusterCmd,
+    },
     /// Callback (webhook) outbox and delivery log.
     Webhooks {
         #[command(subcommand)]
@@ -112,6 +117,15 @@ enum RecordingsCmd {
         /// Report what would be deleted without deleting.
         #[arg(long)]
         dry_run: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ClusterCmd {
+    /// Nodes, their live calls and the achieved CPS per gateway (JSON).
+    Status {
+        #[arg(long)]
+        config: PathBuf,
     },
 }
 
@@ -220,6 +234,13 @@ async fn main() -> Result<()> {
             }
             Ok(())
         }
+        Cmd::Cluster { cmd: ClusterCmd::Status { config } } => {
+            init_logs("human", "warn");
+            let cfg = Config::load(&config)?;
+            let store = Store::open(&cfg.database.url).await?;
+            println!("{}", serde_json::to_string_pretty(&voxdial::cluster::status(&store, &cfg.cluster).await?)?);
+            Ok(())
+        }
         Cmd::Script { cmd: ScriptCmd::Check { file } } => {
             let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
             let script = Script::from_json(&text).with_context(|| format!("{} is not a valid script", file.display()))?;
@@ -257,11 +278,18 @@ async fn serve(cfg: Config) -> Result<()> {
     let finalizer = Finalizer::start_with(store.clone(), fopts, cancel.clone()).context("starting the finalizer")?;
     let compliance = Arc::new(cfg.compliance.clone());
     let dial_gate: Arc<voxdial::dialer::compliance::DialGate> = Arc::new(Default::default());
-    let lines = voxdial::dialer::line::Lines::start(&cfg.lines);
+    // --- cluster: shared limits, task control and node liveness (None without [cluster] redis_url).
+    let cluster = voxdial::cluster::Cluster::start(&cfg.cluster, &cfg.dialer.node_id, store.clone(), cancel.clone()).await?;
+    let mut cluster_signals = cluster.as_ref().map(|c| c.signals());
+    let lines = voxdial::dialer::line::Lines::start_clustered(&cfg.lines, cluster.clone());
+    // --- end cluster
     // Attempts a previous process left open are settled before any new dial.
     let rec = voxdial::dialer::reconcile::reconcile(&store, &esl, &finalizer, &cfg.dialer.node_id).await?;
     let released = store.release_node_claims(&cfg.dialer.node_id).await?;
     tracing::info!(adopted = rec.adopted, ended = rec.ended, released, "reconciliation done");
+    if let Some(c) = &cluster {
+        c.spawn_takeover(finalizer.clone(), cancel.clone());
+    }
     let mut running: HashMap<String, tokio::task::JoinHandle<()>> = HashMap::new();
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tracing::info!("voxdial serving; ESL {}:{}", fs.host, fs.port);
@@ -286,6 +314,7 @@ async fn serve(cfg: Config) -> Result<()> {
                 lines: lines.clone(),
                 progress: Arc::new(Progress::default()),
                 cancel: cancel.child_token(),
+                cluster: cluster.clone(),
             };
             let id = uuid.clone();
             running.insert(
@@ -301,6 +330,7 @@ async fn serve(cfg: Config) -> Result<()> {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break,
             _ = sigterm.recv() => break,
+            _ = voxdial::cluster::task_signal(&mut cluster_signals, "") => {}
             _ = esl.closed() => bail!("FreeSWITCH connection lost: {}", esl.close_reason().unwrap_or_default()),
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
         }

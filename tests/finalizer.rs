@@ -44,6 +44,7 @@ fn options(spool_dir: &std::path::Path) -> FinalizerOptions {
             retry_initial_ms: 20,
             retry_max_ms: 200,
             context_ttl_ms: 60_000,
+            write_ahead: false,
         },
         ..FinalizerOptions::default()
     }

@@ -124,6 +124,7 @@ async fn main() -> Result<()> {
         lines: Default::default(),
         progress: progress.clone(),
         cancel: cancel.clone(),
+        cluster: None,
     };
     let cpu0 = cpu_secs();
     let start = Instant::now();

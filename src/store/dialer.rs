@@ -42,6 +42,29 @@ impl Store {
             .collect()
     }
 
+    /// The ledger row of one attempt, whatever its state.
+    pub async fn ledger_by_uuid(&self, uuid: &str) -> Result<Vec<LedgerRow>, StoreError> {
+        let rows = sqlx::query(self.sql(
+            "SELECT task_id, number_id, number, attempt, origination_uuid, state, created_at FROM dial_ledger WHERE origination_uuid = ?",
+        ))
+        .bind(uuid)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(LedgerRow {
+                    task_id: r.try_get("task_id")?,
+                    number_id: r.try_get("number_id")?,
+                    number: r.try_get("number")?,
+                    attempt: r.try_get("attempt")?,
+                    uuid: r.try_get("origination_uuid")?,
+                    state: r.try_get("state")?,
+                    created_at: r.try_get("created_at")?,
+                })
+            })
+            .collect()
+    }
+
     /// Claims `node` still holds from a previous process: back to the pool.
     /// Call only after [`crate::dialer::reconcile::reconcile`] settled the
     /// node's open ledger rows, so nothing possibly dialled is released.
