@@ -60,6 +60,12 @@ pub struct ClusterConfig {
     pub orphan_after_secs: i64,
     /// Redis connect and response timeout: beyond it Redis counts as down.
     pub redis_timeout_ms: u64,
+    /// After Redis is lost, a node holds each concurrency counter at no
+    /// more than it held at that moment for this long (and at most its
+    /// fraction): calls started under the shared counter may be spread
+    /// unevenly, and another node's surplus must end before this node grows
+    /// to its fraction. Set it to about the longest usual call.
+    pub degraded_settle_secs: u64,
 }
 
 impl Default for ClusterConfig {
@@ -73,6 +79,7 @@ impl Default for ClusterConfig {
             heartbeat_ms: 1000,
             orphan_after_secs: 720,
             redis_timeout_ms: 500,
+            degraded_settle_secs: 60,
         }
     }
 }
@@ -142,6 +149,8 @@ struct Inner {
     conn: Mutex<Option<redis::aio::ConnectionManager>>,
     mode: AtomicU8,
     rejoin_at: Mutex<Option<Instant>>,
+    /// When Redis was lost, and the slots held per counter at that moment.
+    down_since: Mutex<(Option<Instant>, HashMap<String, usize>)>,
     signals: broadcast::Sender<TaskSignal>,
     /// Slots this node holds: set key → members.
     held: Mutex<HashMap<String, HashSet<String>>>,
@@ -201,6 +210,7 @@ impl Cluster {
                 conn: Mutex::new(None),
                 mode: AtomicU8::new(DOWN),
                 rejoin_at: Mutex::new(None),
+                down_since: Mutex::new((None, HashMap::new())),
                 signals,
                 held: Mutex::new(HashMap::new()),
                 local_tat: Mutex::new(HashMap::new()),
@@ -279,6 +289,8 @@ impl Cluster {
     fn mark_down(&self, why: &str) {
         let prev = self.inner.mode.swap(DOWN, Ordering::AcqRel);
         if prev != DOWN {
+            let held: HashMap<String, usize> = lock(&self.inner.held).iter().map(|(k, m)| (k.clone(), m.len())).collect();
+            *lock(&self.inner.down_since) = (Some(Instant::now()), held);
             self.inner.degraded.fetch_add(1, Ordering::Relaxed);
             tracing::error!(
                 node = %self.inner.node,
@@ -288,9 +300,12 @@ impl Cluster {
         }
     }
 
-    /// Shared limits apply only while Redis is up (not while rejoining).
+    /// The shared limits are asked while Redis is up, and also while
+    /// rejoining (then the local limits must grant too: nodes switch back
+    /// at slightly different moments, and a rejoining node must not add its
+    /// local share on top of what the shared limiter hands out).
     fn shared(&self) -> Option<redis::aio::ConnectionManager> {
-        if self.inner.mode.load(Ordering::Acquire) == UP {
+        if self.inner.mode.load(Ordering::Acquire) != DOWN {
             self.conn()
         } else {
             None
@@ -326,6 +341,12 @@ impl Cluster {
             let mut inv = self.inner.gcra.key(&key);
             inv.arg(interval_us).arg(tau_us);
             match self.run::<u64>(inv).await {
+                Some(0) if self.mode() == RedisMode::Rejoining => {
+                    while let Some(w) = self.local_pace(&key, rate * self.inner.cfg.local_fraction) {
+                        tokio::time::sleep(w.min(Duration::from_millis(200))).await;
+                    }
+                    return;
+                }
                 Some(0) => return,
                 Some(wait_us) => tokio::time::sleep(Duration::from_micros(wait_us.min(1_000_000))).await,
                 None => match self.local_pace(&key, rate * self.inner.cfg.local_fraction) {
@@ -361,14 +382,15 @@ impl Cluster {
             if cancel.is_cancelled() {
                 return None;
             }
-            let mut inv = self.inner.slot_acquire.key(&key);
-            inv.arg(&member).arg(cap.max(1)).arg(lease_ms);
-            let granted = match self.run::<i64>(inv).await {
-                Some(g) => g == 1,
-                None => {
-                    let local_cap = ((cap.max(1) as f64) * self.inner.cfg.local_fraction).floor().max(1.0) as usize;
-                    lock(&self.inner.held).get(&key).map_or(0, HashSet::len) < local_cap
+            let granted = if self.mode() == RedisMode::Up || self.local_slot_ok(&key, cap) {
+                let mut inv = self.inner.slot_acquire.key(&key);
+                inv.arg(&member).arg(cap.max(1)).arg(lease_ms);
+                match self.run::<i64>(inv).await {
+                    Some(g) => g == 1,
+                    None => self.local_slot_ok(&key, cap),
                 }
+            } else {
+                false
             };
             if granted {
                 lock(&self.inner.held).entry(key.clone()).or_default().insert(member.clone());
@@ -379,6 +401,24 @@ impl Cluster {
                 _ = tokio::time::sleep(SLOT_POLL) => {}
             }
         }
+    }
+
+    /// The local rule for a concurrency counter while Redis is down or
+    /// rejoining: at most `cap · local_fraction`, and during the settle time
+    /// no more than this node held when Redis was lost.
+    fn local_slot_ok(&self, key: &str, cap: i64) -> bool {
+        let local_cap = ((cap.max(1) as f64) * self.inner.cfg.local_fraction).floor().max(1.0) as usize;
+        let held = lock(&self.inner.held).get(key).map_or(0, HashSet::len);
+        let limit = {
+            let down = lock(&self.inner.down_since);
+            match down.0 {
+                Some(t) if t.elapsed() < Duration::from_secs(self.inner.cfg.degraded_settle_secs) => {
+                    local_cap.min(down.1.get(key).copied().unwrap_or(0))
+                }
+                _ => local_cap,
+            }
+        };
+        held < limit
     }
 
     /// Slots this node holds in `name`.
