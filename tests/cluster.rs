@@ -174,7 +174,8 @@ impl Drop for OwnRedis {
 
 struct Node {
     sim: Arc<SimHandle>,
-    log: PathBuf,
+    /// The simulator's JSON-lines originate log (kept for debugging a failure).
+    _log: PathBuf,
     cfg: PathBuf,
     daemon_log: PathBuf,
     child: Option<Child>,
@@ -196,6 +197,8 @@ struct RigOpts {
     lease_secs: u64,
     orphan_after_secs: i64,
     local_fraction: f64,
+    nodes: usize,
+    line_cps: f64,
 }
 
 impl Rig {
@@ -206,7 +209,7 @@ impl Rig {
         let group = store.save_script(USER, &Script::from_json(SAMPLE_SCRIPT).expect("script")).await.expect("save");
         let prefix = format!("vxtest-{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
         let mut nodes = Vec::new();
-        for i in 0..NODES {
+        for i in 0..o.nodes {
             let log = dir.path().join(format!("originates-{i}.jsonl"));
             let sim = sim::start(
                 SimConfig { mix: common::mix(Fate::NoAnswer), seed: i as u64 + 1, originate_log: Some(log.clone()), ..SimConfig::default() },
@@ -248,7 +251,7 @@ degraded_settle_secs = 5
 
 [[lines]]
 name = "voxdial-sim"
-cps = {LINE_CPS:.1}
+cps = {line_cps:.1}
 max_concurrent = 1000
 "#,
                     db = db.url,
@@ -257,10 +260,11 @@ max_concurrent = 1000
                     frac = o.local_fraction,
                     lease = o.lease_secs,
                     orphan = o.orphan_after_secs,
+                    line_cps = o.line_cps,
                 ),
             )
             .expect("config");
-            nodes.push(Node { sim, log, cfg, daemon_log: dir.path().join(format!("daemon-{i}.log")), child: None });
+            nodes.push(Node { sim, _log: log, cfg, daemon_log: dir.path().join(format!("daemon-{i}.log")), child: None });
         }
         let rig = Rig { _dir: dir, store, nodes, group, peak_live: Arc::new(AtomicI64::new(0)), sampling: Arc::new(AtomicBool::new(true)) };
         rig.sample_live();
@@ -341,22 +345,11 @@ max_concurrent = 1000
             .collect()
     }
 
-    /// Every originate, from the simulators' own JSON-lines logs.
+    /// Every originate, from the simulators' own records (the in-memory
+    /// twin of their `originate_log` files, which concurrent appends can
+    /// interleave at high rates).
     fn originates(&self) -> Vec<OriginateRecord> {
-        let mut out = Vec::new();
-        for n in &self.nodes {
-            let text = std::fs::read_to_string(&n.log).unwrap_or_default();
-            for line in text.lines() {
-                let v: serde_json::Value = serde_json::from_str(line).expect("log line");
-                out.push(OriginateRecord {
-                    uuid: v["uuid"].as_str().unwrap_or_default().to_string(),
-                    number: v["number"].as_str().unwrap_or_default().to_string(),
-                    gateway: v["gateway"].as_str().unwrap_or_default().to_string(),
-                    at_ms: v["at_ms"].as_i64().unwrap_or_default(),
-                    fate: None,
-                });
-            }
-        }
+        let mut out: Vec<OriginateRecord> = self.nodes.iter().flat_map(|n| n.sim.originate_log()).collect();
         out.sort_by_key(|r| r.at_ms);
         out
     }
@@ -418,7 +411,7 @@ async fn setup(redis: &str, lease_secs: u64, orphan_after_secs: i64) -> Option<(
         skip(&format!("Redis not reachable: {e}"));
         return None;
     }
-    let rig = Rig::new(&db, &RigOpts { redis_url: redis.into(), lease_secs, orphan_after_secs, local_fraction: 0.33 }).await;
+    let rig = Rig::new(&db, &RigOpts { redis_url: redis.into(), lease_secs, orphan_after_secs, local_fraction: 0.33, nodes: NODES, line_cps: LINE_CPS }).await;
     Some((db, rig))
 }
 
@@ -571,4 +564,50 @@ fn now_ms() -> i64 {
 
 fn toml_cluster(cfg: &Path) -> voxdial::cluster::ClusterConfig {
     voxdial::config::Config::load(cfg).expect("config").cluster
+}
+
+/// Benchmark (ignored; `cargo test --test cluster -- --ignored --nocapture`):
+/// aggregate CPS of 1 node versus 3 with a gateway cap far above what the
+/// machine can do, and the coordination cost per originate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn bench_aggregate_cps_one_node_versus_three() {
+    let _serial = SERIAL.lock().await;
+    for nodes in [1usize, 3] {
+        let Some(db) = PgDb::create().await else { return };
+        if let Err(e) = reachable(&redis_url()).await {
+            skip(&format!("Redis not reachable: {e}"));
+            return;
+        }
+        let o = RigOpts { redis_url: redis_url(), lease_secs: 10, orphan_after_secs: 720, local_fraction: 0.33, nodes, line_cps: 2000.0 };
+        let mut rig = Rig::new(&db, &o).await;
+        let id = uuid::Uuid::new_v4().to_string();
+        let (task, numbers) = rig.task(1500, 1).await;
+        let _ = id;
+        sqlx::query(rig.store.sql("UPDATE autodialer_task SET call_per_second = 2000, maximumcall = 2000 WHERE uuid = ?"))
+            .bind(&task)
+            .execute(rig.store.pool())
+            .await
+            .expect("uncap");
+        for i in 0..nodes {
+            rig.spawn(i);
+        }
+        rig.wait_completed(&task, Duration::from_secs(120)).await;
+        let status = voxdial::cluster::status(&rig.store, &toml_cluster(&rig.nodes[0].cfg)).await.expect("status");
+        for i in 0..nodes {
+            rig.kill(i);
+        }
+        let dials = rig.originates();
+        assert_no_number_twice(&dials);
+        assert_eq!(dials.len(), numbers.len());
+        let cps = steady_cps(&dials);
+        let (rt, us) = status.nodes.iter().filter_map(|n| n.info.as_ref()).fold((0u64, 0u64), |(a, b), i| (a + i.coordination.round_trips, b + i.coordination.round_trip_us));
+        eprintln!(
+            "BENCH nodes={nodes} originates={} steady_cps={cps:.1} redis_round_trips_per_originate={:.2} mean_round_trip_us={:.0} redis_us_per_originate={:.0}",
+            dials.len(),
+            rt as f64 / dials.len() as f64,
+            us as f64 / rt.max(1) as f64,
+            us as f64 / dials.len() as f64
+        );
+    }
 }
