@@ -556,12 +556,10 @@ impl Cluster {
     async fn beat_redis(&self) {
         let lease_ms = self.inner.cfg.lease_secs * 1000;
         let mode = self.inner.mode.load(Ordering::Acquire);
-        if mode == DOWN {
-            if self.conn().is_none() {
-                if let Err(e) = self.connect().await {
-                    tracing::debug!("Redis still unreachable: {e}");
-                    return;
-                }
+        if mode == DOWN && self.conn().is_none() {
+            if let Err(e) = self.connect().await {
+                tracing::debug!("Redis still unreachable: {e}");
+                return;
             }
         }
         let Some(mut conn) = self.conn() else { return };
