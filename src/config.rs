@@ -98,14 +98,6 @@ impl Default for LifecycleConfig {
     }
 }
 
-/// `[cluster]`: several nodes on one database.
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
-#[serde(default)]
-pub struct ClusterConfig {
-    /// `redis://host:6379/0`; checked by `voxdial check` when set.
-    pub redis_url: Option<String>,
-}
-
 /// The whole configuration file.
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 #[serde(default)]
@@ -130,7 +122,8 @@ pub struct Config {
     pub api: crate::api::rest::ApiConfig,
     pub metrics: MetricsConfig,
     pub lifecycle: LifecycleConfig,
-    pub cluster: ClusterConfig,
+    /// Scale-out: node id, Redis and shared limits (see `crate::cluster`).
+    pub cluster: crate::cluster::ClusterConfig,
 }
 
 impl Config {
@@ -173,9 +166,13 @@ impl Config {
                 table.insert(last.clone(), parsed);
             }
         }
-        let cfg: Config = toml::Value::Table(value)
+        let mut cfg: Config = toml::Value::Table(value)
             .try_into()
             .map_err(|e: toml::de::Error| ConfigError::Parse { path: origin.to_string(), source: e })?;
+        // `[cluster] node_id` names the node everywhere the dialer does.
+        if let Some(id) = cfg.cluster.node_id.clone() {
+            cfg.dialer.node_id = id;
+        }
         cfg.validate()?;
         Ok(cfg)
     }
@@ -205,10 +202,8 @@ impl Config {
         if !matches!(self.log.format.as_str(), "human" | "json") {
             return Err(ConfigError::Invalid(format!("[log] format {:?}: use \"human\" or \"json\"", self.log.format)));
         }
-        if let Some(u) = &self.cluster.redis_url {
-            if !(u.starts_with("redis://") || u.starts_with("rediss://") || u.starts_with("unix://")) {
-                return Err(ConfigError::Invalid(format!("[cluster] redis_url {u:?}: use redis://host:port/db")));
-            }
+        if self.cluster.redis_url.is_some() {
+            self.cluster.validate().map_err(ConfigError::Invalid)?;
         }
         if self.dialer.claim_batch < 1 {
             return Err(ConfigError::Invalid("[dialer] claim_batch must be ≥ 1".into()));

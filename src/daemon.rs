@@ -60,6 +60,8 @@ pub struct ServeOptions {
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
+    #[error("cluster: {0}")]
+    Cluster(String),
     #[error("REST API: {0}")]
     Api(String),
     #[error(transparent)]
@@ -289,15 +291,34 @@ pub async fn serve(cfg: Config, opts: ServeOptions) -> Result<(), DaemonError> {
     let finalizer = Finalizer::start_with(store.clone(), fopts, bg_cancel.clone())?;
     let (dialer_tx, dialer_live) = Live::channel(cfg.dialer.clone());
     let (compliance_tx, compliance_live) = Live::channel(cfg.compliance.clone());
-    let reloadable = Reloadable { dialer: dialer_tx, compliance: compliance_tx, lines: Lines::start(&cfg.lines) };
+    // Scale-out: shared limits, task control and node liveness (None
+    // without `[cluster] redis_url`).
+    let cluster = crate::cluster::Cluster::start(&cfg.cluster, &cfg.dialer.node_id, store.clone(), bg_cancel.clone())
+        .await
+        .map_err(|e| DaemonError::Cluster(e.to_string()))?;
+    let mut cluster_signals = cluster.as_ref().map(|c| c.signals());
+    let reloadable = Reloadable {
+        dialer: dialer_tx,
+        compliance: compliance_tx,
+        lines: Lines::start_clustered(&cfg.lines, cluster.clone()),
+    };
     let dial_gate: Arc<DialGate> = Arc::new(Default::default());
     let node = cfg.dialer.node_id.clone();
 
+    // Results the previous process spooled are written first, so that
+    // reconciliation sees their attempts as settled.
+    let spool_deadline = Instant::now() + Duration::from_secs(30);
+    while finalizer.spool_len() > 0 && Instant::now() < spool_deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     // Attempts a previous process left open are settled before any new dial.
     status("reconciling the dial ledger with FreeSWITCH");
     let rec = crate::dialer::reconcile::reconcile(&store, &esl, &finalizer, &node).await?;
     let released = store.release_node_claims(&node).await?;
     tracing::info!(adopted = rec.adopted, ended = rec.ended, released, "reconciliation done");
+    if let Some(c) = &cluster {
+        c.spawn_takeover(finalizer.clone(), bg_cancel.clone());
+    }
     health.reconciled.store(true, Ordering::Relaxed);
     health.publish();
     spawn_sampler(store.clone(), esl.clone(), finalizer.clone(), health.clone(), bg_cancel.clone());
@@ -335,6 +356,7 @@ pub async fn serve(cfg: Config, opts: ServeOptions) -> Result<(), DaemonError> {
                         lines: reloadable.lines.clone(),
                         progress: p.clone(),
                         cancel: calls_cancel.child_token(),
+                        cluster: cluster.clone(),
                     };
                     let id = uuid.clone();
                     progress.insert(uuid.clone(), p);
@@ -375,6 +397,8 @@ pub async fn serve(cfg: Config, opts: ServeOptions) -> Result<(), DaemonError> {
                 last_status = -1;
             }
             _ = esl.closed() => break Some(esl.close_reason().unwrap_or_default()),
+            // Task control from another node: look at the task table now.
+            _ = crate::cluster::task_signal(&mut cluster_signals, "") => {}
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
         }
     };

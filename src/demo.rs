@@ -238,6 +238,7 @@ pub async fn run(opts: &DemoOptions) -> Result<DemoSummary, DemoError> {
         lines: lines.clone(),
         progress: progress.clone(),
         cancel: cancel.clone(),
+        cluster: None,
     };
     let bar_task = opts.progress.then(|| spawn_progress(progress.clone(), opts.numbers as u64, cancel.clone()));
     let end = runner.run(&task_id).await;

@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod cli;
+pub mod cluster;
 pub mod dialer;
 pub mod dialogue;
 pub mod finalize;

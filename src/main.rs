@@ -100,6 +100,11 @@ enum Cmd {
         #[command(subcommand)]
         cmd: RecordingsCmd,
     },
+    /// Cluster of voxdial nodes sharing a database and a Redis.
+    Cluster {
+        #[command(subcommand)]
+        cmd: ClusterCmd,
+    },
     /// Callback (webhook) outbox and delivery log.
     Webhooks {
         #[command(subcommand)]
@@ -144,6 +149,15 @@ enum RecordingsCmd {
         /// Report what would be deleted without deleting.
         #[arg(long)]
         dry_run: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ClusterCmd {
+    /// Nodes, their live calls and the achieved CPS per gateway (JSON).
+    Status {
+        #[arg(long)]
+        config: PathBuf,
     },
 }
 
@@ -325,6 +339,13 @@ async fn main() -> Result<()> {
                     println!("{} dead event(s) requeued", store.retry_dead_events(&task).await?);
                 }
             }
+            Ok(())
+        }
+        Cmd::Cluster { cmd: ClusterCmd::Status { config } } => {
+            init_logs("human", "warn");
+            let cfg = Config::load(&config)?;
+            let store = Store::open(&cfg.database.url).await?;
+            println!("{}", serde_json::to_string_pretty(&voxdial::cluster::status(&store, &cfg.cluster).await?)?);
             Ok(())
         }
         Cmd::Script { cmd } => {

@@ -92,6 +92,7 @@ async fn main() -> Result<()> {
         lines: Default::default(),
         progress: progress.clone(),
         cancel: cancel.clone(),
+        cluster: None,
     };
     let cpu0 = voxdial::benchutil::cpu_secs("self");
     let start = Instant::now();

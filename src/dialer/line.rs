@@ -11,6 +11,7 @@ use std::sync::{Arc, RwLock};
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, watch, Notify};
+use tokio_util::sync::CancellationToken;
 
 use super::Pacer;
 
@@ -55,6 +56,8 @@ struct Shared {
 /// Held for the life of a call on the line.
 pub struct LinePermit {
     shared: Arc<Shared>,
+    /// The line's cluster-wide call slot, when clustered.
+    _slot: Option<crate::cluster::SlotGuard>,
 }
 
 impl Drop for LinePermit {
@@ -75,6 +78,13 @@ pub struct LineGate {
 
 impl LineGate {
     pub fn start(cfg: LineConfig) -> LineGate {
+        Self::start_clustered(cfg, None)
+    }
+
+    /// With a cluster, the line's CPS and `max_concurrent` are global: each
+    /// slot also needs a call slot and a GCRA grant from Redis (local
+    /// fractions of both while Redis is down).
+    pub fn start_clustered(cfg: LineConfig, cluster: Option<crate::cluster::Cluster>) -> LineGate {
         let (tx, mut rx) = mpsc::unbounded_channel::<Request>();
         let shared = Arc::new(Shared { live: AtomicI64::new(0), freed: Notify::new() });
         let sh = shared.clone();
@@ -117,6 +127,17 @@ impl LineGate {
                     continue;
                 }
                 pacer.wait().await;
+                // --- cluster hook: global concurrency slot, then global pace.
+                let slot = match &cluster {
+                    Some(c) => {
+                        let slot = c.acquire_slot(&format!("line:{}", cfg.name), max, &CancellationToken::new()).await;
+                        c.pace(&format!("line:{}", cfg.name), cfg.cps).await;
+                        slot
+                    }
+                    None => None,
+                };
+                let mut slot = Some(slot);
+                // --- end cluster hook
                 // Requests that arrived while pacing compete for this slot too.
                 while let Ok(r) = rx.try_recv() {
                     heap.push(r);
@@ -126,9 +147,11 @@ impl LineGate {
                         continue;
                     }
                     sh.live.fetch_add(1, Ordering::AcqRel);
-                    let permit = LinePermit { shared: sh.clone() };
-                    if r.reply.send(permit).is_ok() {
-                        break;
+                    let permit = LinePermit { shared: sh.clone(), _slot: slot.take().flatten() };
+                    match r.reply.send(permit) {
+                        Ok(()) => break,
+                        // The waiter left: the slot goes to the next one.
+                        Err(mut p) => slot = Some(p._slot.take()),
                     }
                 }
             }
@@ -165,12 +188,18 @@ impl LineGate {
 #[derive(Clone, Default)]
 pub struct Lines {
     gates: Arc<RwLock<HashMap<String, LineGate>>>,
+    cluster: Option<crate::cluster::Cluster>,
 }
 
 impl Lines {
     pub fn start(cfgs: &[LineConfig]) -> Lines {
-        let gates = cfgs.iter().map(|c| (c.name.clone(), LineGate::start(c.clone()))).collect();
-        Lines { gates: Arc::new(RwLock::new(gates)) }
+        Self::start_clustered(cfgs, None)
+    }
+
+    /// Lines whose caps hold across the cluster (see [`LineGate::start_clustered`]).
+    pub fn start_clustered(cfgs: &[LineConfig], cluster: Option<crate::cluster::Cluster>) -> Lines {
+        let gates = cfgs.iter().map(|c| (c.name.clone(), LineGate::start_clustered(c.clone(), cluster.clone()))).collect();
+        Lines { gates: Arc::new(RwLock::new(gates)), cluster }
     }
 
     /// The gate of the gateway a dial string goes through, if it is limited.
@@ -189,7 +218,7 @@ impl Lines {
             match gates.get(&c.name) {
                 Some(g) => g.reconfigure(c.clone()),
                 None => {
-                    gates.insert(c.name.clone(), LineGate::start(c.clone()));
+                    gates.insert(c.name.clone(), LineGate::start_clustered(c.clone(), self.cluster.clone()));
                 }
             }
         }

@@ -250,6 +250,9 @@ pub struct TaskRunner {
     pub lines: line::Lines,
     pub progress: Arc<Progress>,
     pub cancel: CancellationToken,
+    /// Cluster coordination (`[cluster] redis_url`): global `maximumcall`,
+    /// task CPS and per-callee limits, and task control by pub/sub.
+    pub cluster: Option<crate::cluster::Cluster>,
 }
 
 /// Why a task runner returned.
@@ -316,6 +319,9 @@ impl TaskRunner {
         let mut calls: JoinSet<()> = JoinSet::new();
         let mut last_check = Instant::now();
         let mut window_closed_logged = false;
+        // Cluster task control: a signal makes the runner re-read its row now.
+        let mut control = self.cluster.as_ref().map(|c| c.signals());
+        let mut check_now = false;
         let end = loop {
             while calls.try_join_next().is_some() {}
             let mut rate_changed = false;
@@ -336,7 +342,8 @@ impl TaskRunner {
                 break RunEnd::Cancelled;
             }
             // Task control and edits take effect within a second.
-            if last_check.elapsed() >= Duration::from_secs(1) {
+            if check_now || last_check.elapsed() >= Duration::from_secs(1) {
+                check_now = false;
                 last_check = Instant::now();
                 let fresh = self.store.load_task(task_id).await?;
                 if fresh.start != 1 {
@@ -399,6 +406,7 @@ impl TaskRunner {
                     tokio::select! {
                         _ = self.cancel.cancelled() => {}
                         _ = calls.join_next(), if !calls.is_empty() => {}
+                        _ = crate::cluster::task_signal(&mut control, task_id) => check_now = true,
                         _ = tokio::time::sleep(Duration::from_millis(250)) => {}
                     }
                     continue;
@@ -408,6 +416,16 @@ impl TaskRunner {
             let permit = tokio::select! {
                 _ = self.cancel.cancelled() => continue,
                 p = sem.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break RunEnd::Cancelled },
+                _ = crate::cluster::task_signal(&mut control, task_id) => { check_now = true; continue }
+            };
+            // The task's `maximumcall` across the cluster: a leased slot.
+            let slot_name = format!("task:{task_id}");
+            let cluster_slot = match &self.cluster {
+                Some(c) => tokio::select! {
+                    s = c.acquire_slot(&slot_name, max_calls, &self.cancel) => match s { Some(s) => Some(s), None => continue },
+                    _ = crate::cluster::task_signal(&mut control, task_id) => { check_now = true; continue }
+                },
+                None => None,
             };
             let Some(num) = queue.pop_front() else { continue };
             if num.is_blacklist {
@@ -418,6 +436,10 @@ impl TaskRunner {
             tokio::select! {
                 _ = self.cancel.cancelled() => { queue.push_front(num); drop(permit); continue; }
                 _ = pacer.wait() => {}
+            }
+            if let Some(c) = &self.cluster {
+                // The task's CPS across the cluster.
+                c.pace(&format!("task:{task_id}"), Self::rate(&task) * backoff.factor()).await;
             }
             let uuid = uuid::Uuid::new_v4().to_string();
             let attempt = num.attempts + 1;
@@ -457,6 +479,7 @@ impl TaskRunner {
             let gate = self.dial_gate.clone();
             let compliance = self.compliance.get();
             let node = dcfg.node_id.clone();
+            let cluster = self.cluster.clone();
             // The database round trips of this attempt happen in its own task
             // so that they do not hold up the pacing of the next one.
             calls.spawn(async move {
@@ -464,7 +487,14 @@ impl TaskRunner {
                     // Check and ledger write under one lock: the ledger row is
                     // what the next check counts.
                     let _g = gate.lock(&num.number).await;
-                    match compliance::check(&store, &compliance, &num.number, chrono::Utc::now()).await? {
+                    let mut verdict = compliance::check(&store, &compliance, &num.number, chrono::Utc::now()).await?;
+                    if let (compliance::Verdict::Allow, Some(c)) = (&verdict, &cluster) {
+                        // Across nodes: checked and recorded atomically in Redis.
+                        if let Some(v) = c.admit_callee(&num.number, &uuid, &compliance.limits).await {
+                            verdict = v;
+                        }
+                    }
+                    match verdict {
                         compliance::Verdict::Allow => {}
                         compliance::Verdict::Defer { until, rule, reason } => {
                             let until = compliance::fmt_local(until);
@@ -494,6 +524,9 @@ impl TaskRunner {
                         return;
                     }
                 }
+                if let Some(c) = &cluster {
+                    c.note_originate(&plan.originate);
+                }
                 progress.originated.fetch_add(1, Ordering::Relaxed);
                 progress.in_flight.fetch_add(1, Ordering::Relaxed);
                 crate::metrics::originated(&num.task_id);
@@ -515,6 +548,7 @@ impl TaskRunner {
                 progress.in_flight.fetch_sub(1, Ordering::Relaxed);
                 progress.finished.fetch_add(1, Ordering::Relaxed);
                 drop(line_permit);
+                drop(cluster_slot);
                 drop(permit);
             });
         };
@@ -525,8 +559,14 @@ impl TaskRunner {
         while calls.join_next().await.is_some() {}
         if end == RunEnd::Completed {
             self.store.set_task_start(task_id, 2).await?;
+            if let Some(c) = &self.cluster {
+                let _ = c.publish_task(task_id, 2).await;
+            }
         }
-        if end != RunEnd::Cancelled {
+        // Another node completed the task: it sent the stop notice.
+        let completed_elsewhere =
+            end == RunEnd::Paused && self.cluster.is_some() && self.store.load_task(task_id).await.is_ok_and(|t| t.start == 2);
+        if end != RunEnd::Cancelled && !completed_elsewhere {
             let reason = if end == RunEnd::Completed { "completed" } else { "paused" };
             // The stop notice is a courtesy; a failure must not fail the run.
             if let Err(e) = crate::finalize::notify_task_stopped(&self.store, task_id, reason).await {

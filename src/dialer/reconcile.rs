@@ -105,3 +105,17 @@ pub async fn reconcile(store: &Store, esl: &EslClient, finalizer: &Finalizer, no
     }
     Ok(out)
 }
+
+/// Finalize one open attempt as call loss without looking at FreeSWITCH:
+/// for a dead node's attempt that another node took over (see
+/// `crate::cluster::nodes`), once it is too old to be live.
+pub async fn finalize_lost(store: &Store, finalizer: &Finalizer, uuid: &str) -> Result<(), DialerError> {
+    let rows = store.ledger_by_uuid(uuid).await?;
+    for row in rows {
+        let mut result = base(store, &row).await?;
+        result.facts.originate_error = Some("VOXDIAL_RECONCILED".into());
+        result.hangup_ms = chrono::Utc::now().timestamp_millis();
+        finalizer.finalize(result).await?;
+    }
+    Ok(())
+}

@@ -691,7 +691,8 @@ async fn originate(st: &Arc<State>, args: &str) -> String {
             .create(true)
             .append(true)
             .open(path)
-            .and_then(|mut f| writeln!(f, "{line}"));
+            // One write per line: O_APPEND keeps concurrent lines whole.
+            .and_then(|mut f| f.write_all(format!("{line}\n").as_bytes()));
         if let Err(e) = written {
             tracing::warn!("sim: cannot append to originate log {}: {e}", path.display());
         }

@@ -42,13 +42,37 @@ impl Store {
             .collect()
     }
 
-    /// Claims `node` still holds from a previous process: back to the pool.
-    /// Call only after [`crate::dialer::reconcile::reconcile`] settled the
-    /// node's open ledger rows, so nothing possibly dialled is released.
+    /// The ledger row of one attempt, whatever its state.
+    pub async fn ledger_by_uuid(&self, uuid: &str) -> Result<Vec<LedgerRow>, StoreError> {
+        let rows = sqlx::query(self.sql(
+            "SELECT task_id, number_id, number, attempt, origination_uuid, state, created_at FROM dial_ledger WHERE origination_uuid = ?",
+        ))
+        .bind(uuid)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(LedgerRow {
+                    task_id: r.try_get("task_id")?,
+                    number_id: r.try_get("number_id")?,
+                    number: r.try_get("number")?,
+                    attempt: r.try_get("attempt")?,
+                    uuid: r.try_get("origination_uuid")?,
+                    state: r.try_get("state")?,
+                    created_at: r.try_get("created_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Claims `node` still holds from a previous process: back to the pool,
+    /// except numbers with an attempt still open in the ledger (its result
+    /// may wait in the finalizer's spool): those are never released blindly.
     pub async fn release_node_claims(&self, node: &str) -> Result<u64, StoreError> {
         let r = sqlx::query(self.sql(
-            "UPDATE autodialer_number SET claimed_by = NULL, claim_expires_at = NULL WHERE claimed_by = ? AND status = 0",
+            "UPDATE autodialer_number SET claimed_by = NULL, claim_expires_at = NULL WHERE claimed_by = ? AND status = 0 AND id NOT IN (SELECT number_id FROM dial_ledger WHERE node_id = ? AND state NOT IN ('finalized', 'failed'))",
         ))
+        .bind(node)
         .bind(node)
         .execute(self.pool())
         .await?;

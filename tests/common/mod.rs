@@ -90,6 +90,7 @@ impl Rig {
             lines: voxdial::dialer::line::Lines::start(&self.lines),
             progress: progress.clone(),
             cancel: cancel.clone(),
+            cluster: None,
         };
         (runner, cancel, progress)
     }
