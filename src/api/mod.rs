@@ -82,6 +82,11 @@ pub enum ApiError {
 }
 
 /// The routes, for embedding or tests.
+/// Only `POST /smartivr`, for mounting beside the REST API.
+pub fn smartivr_router(state: SmartivrState) -> Router {
+    Router::new().route("/smartivr", post(smartivr)).with_state(state)
+}
+
 pub fn router(state: SmartivrState) -> Router {
     Router::new().route("/smartivr", post(smartivr)).route("/healthz", get(healthz)).with_state(state)
 }

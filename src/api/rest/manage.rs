@@ -430,11 +430,8 @@ pub async fn set_task_dial_time(
     Ok(ok("dial-time group set", json!({"uuid": task_id, "dial_time_id": group})))
 }
 
-/// Callback delivery log of a task.
-///
-/// TODO(lead): the finalizer branch adds the delivery-log table (one row per
-/// webhook attempt); once merged, list it here (read-only, paged like the
-/// other lists). Until then: 501 after the usual scope check.
+/// Callback delivery log of a task: every webhook attempt, oldest first
+/// (`webhook_deliveries`), after the usual scope check.
 pub async fn callback_log(
     State(st): State<RestState>,
     caller: Caller,
@@ -444,10 +441,9 @@ pub async fn callback_log(
     let q = query(&q);
     let scope = scope(&st, &caller, &q).await?;
     task_of(&st, &scope, &task_id).await?;
-    Err(ApiErr::new(
-        StatusCode::NOT_IMPLEMENTED,
-        "callback delivery log: not available in this build (lands with the finalizer's delivery log)",
-    ))
+    let log = st.store().deliveries(&task_id).await?;
+    let total = log.len();
+    Ok(ok("ok", json!({"data": log, "total": total})))
 }
 
 // ---------------------------------------------------------------- scripts

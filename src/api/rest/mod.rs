@@ -406,8 +406,20 @@ pub async fn spawn(
     let addr = listener.local_addr()?;
     api.http = Some(addr.to_string());
     let roots = vec![PathBuf::from(&cfg.dialer.recordings_root), PathBuf::from(&cfg.dialer.audio_root)];
-    let state = RestState::new(store, api, roots);
-    let app = router(state).route("/healthz", get(healthz));
+    let state = RestState::new(store.clone(), api, roots);
+    let mut app = router(state).route("/healthz", get(healthz));
+    // The smartivr flow protocol on the same listener; its turn journal sits
+    // beside the finalizer's spool.
+    let journal_dir = PathBuf::from(&cfg.finalizer.spool_dir).with_file_name("journal");
+    let sconf = crate::api::SmartivrConfig {
+        node_id: cfg.dialer.node_id.clone(),
+        journal_dir,
+        ..crate::api::SmartivrConfig::default()
+    };
+    match crate::api::SmartivrState::start(store, sconf, cancel.clone()).await {
+        Ok(sst) => app = app.merge(crate::api::smartivr_router(sst)),
+        Err(e) => tracing::warn!("POST /smartivr disabled: {e}"),
+    }
     tracing::info!("voxdial API listening on http://{addr}");
     println!("voxdial API listening on http://{addr}");
     Ok(tokio::spawn(async move {
