@@ -112,16 +112,20 @@ impl Pacer {
 
     /// Wait for the next slot. Slots follow a fixed schedule, so timer
     /// granularity (tokio sleeps to the next millisecond) does not add up
-    /// into a slower rate; a caller more than one interval late (the task
-    /// was waiting for a free call slot) restarts the schedule instead of
-    /// bursting to catch up.
+    /// into a slower rate; a caller more than max(interval, 250 ms) late (the
+    /// task was waiting for a free call slot) restarts the schedule instead
+    /// of bursting to catch up.
     pub async fn wait(&mut self) {
         let now = Instant::now();
         if self.next > now {
             tokio::time::sleep_until(self.next).await;
         }
         let now = Instant::now();
-        self.next = if now > self.next + self.interval { now + self.interval } else { self.next + self.interval };
+        // A short stall (claiming the next batch of numbers) is made up
+        // within the same second; a long wait (no free call slot) restarts
+        // the schedule, so no second ever carries more than its share.
+        let catch_up = self.interval.max(Duration::from_millis(250));
+        self.next = if now > self.next + catch_up { now + self.interval } else { self.next + self.interval };
     }
 }
 
