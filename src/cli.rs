@@ -248,7 +248,25 @@ pub async fn task(cmd: TaskCmd) -> Result<()> {
         TaskCmd::Status(a) => {
             let store = open(&a.cfg).await?;
             let p = progress(&store, &a.cfg, &a.task).await?;
-            print_progress(&p, a.json)
+            // With a cluster, the task's status includes every node's share.
+            let cluster = match Config::load(&a.cfg.config) {
+                Ok(c) if c.cluster.redis_url.is_some() => Some(crate::cluster::status(&store, &c.cluster).await?),
+                _ => None,
+            };
+            match cluster {
+                None => print_progress(&p, a.json),
+                Some(cs) if a.json => {
+                    let mut v = serde_json::to_value(&p)?;
+                    v["cluster"] = serde_json::to_value(&cs)?;
+                    println!("{}", serde_json::to_string_pretty(&v)?);
+                    Ok(())
+                }
+                Some(cs) => {
+                    print_progress(&p, false)?;
+                    println!("  cluster: {}", serde_json::to_string(&cs)?);
+                    Ok(())
+                }
+            }
         }
         TaskCmd::List { cfg, json } => {
             let store = open(&cfg).await?;

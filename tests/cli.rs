@@ -141,3 +141,33 @@ async fn serve_right_after_a_demo_serves_its_records() {
     let (st, _) = api_rig::call(addr, "GET", "/healthz", None, None).await;
     assert_eq!(st, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn task_status_shows_the_cluster_when_the_node_has_one() {
+    let redis = std::env::var("VOXDIAL_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let require = std::env::var("VOXDIAL_REQUIRE_SERVICES").is_ok_and(|v| v == "1");
+    let host = redis.trim_start_matches("redis://").split('/').next().unwrap_or("127.0.0.1:6379").to_string();
+    if std::net::TcpStream::connect(&host).is_err() {
+        assert!(!require, "Redis not reachable at {redis}");
+        eprintln!("SKIPPED: Redis not reachable at {redis}");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("voxdial.toml");
+    std::fs::write(
+        &cfg,
+        format!("[database]\nurl = \"sqlite://{}/cli.db\"\n\n[cluster]\nredis_url = \"{redis}\"\nkey_prefix = \"vxcli-{}\"\n", dir.path().display(), std::process::id()),
+    )
+    .unwrap();
+    let cfg = cfg.display().to_string();
+    let user = ok(&["user", "create", "--config", &cfg, "--name", "ops"]).trim().to_string();
+    let store = voxdial::store::Store::open(&format!("sqlite://{}/cli.db", dir.path().display())).await.unwrap();
+    let group = store.save_script(&user, &voxdial::dialogue::Script::from_json(voxdial::dialogue::SAMPLE_SCRIPT).unwrap()).await.unwrap();
+    let task_file = dir.path().join("task.json");
+    std::fs::write(&task_file, json!({"name": "cluster task", "group_id": group, "maximumcall": 10, "call_per_second": 2}).to_string()).unwrap();
+    let task = ok(&["task", "create", "--config", &cfg, "--file", task_file.to_str().unwrap()]).trim().to_string();
+    let v: Value = serde_json::from_str(&ok(&["task", "status", "--config", &cfg, "--task", &task, "--json"])).unwrap();
+    assert_eq!(v["total"], json!(0), "the task's own status is still there: {v}");
+    assert_eq!(v["cluster"]["redis_reachable"], json!(true), "{v}");
+    assert!(v["cluster"]["nodes"].is_array(), "{v}");
+}

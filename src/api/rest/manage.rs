@@ -372,7 +372,15 @@ pub async fn task_status(
     let scope = scope(&st, &caller, &q).await?;
     let task = task_of(&st, &scope, &task_id).await?;
     let progress = st.store().task_progress(&task, st.cfg().cps_window_secs).await?;
-    Ok(ok("ok", json!(progress)))
+    let mut data = json!(progress);
+    if let Some(c) = &st.cfg().cluster {
+        // Nodes, their live calls and CPS per gateway across the cluster.
+        match crate::cluster::status(st.store(), c).await {
+            Ok(cs) => data["cluster"] = json!(cs),
+            Err(e) => data["cluster"] = json!({"error": e.to_string()}),
+        }
+    }
+    Ok(ok("ok", data))
 }
 
 /// Stream an upload of numbers (CSV, JSON array or NDJSON) into a task.

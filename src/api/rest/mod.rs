@@ -51,6 +51,10 @@ pub struct ApiConfig {
     pub voice_url_ttl_secs: u64,
     /// Window of the achieved-CPS figure in task status.
     pub cps_window_secs: i64,
+    /// The node's `[cluster]` when it has a Redis: task status then also
+    /// shows the cluster's live state. Set by [`spawn`], not read from `[api]`.
+    #[serde(skip)]
+    pub cluster: Option<crate::cluster::ClusterConfig>,
 }
 
 impl Default for ApiConfig {
@@ -61,6 +65,7 @@ impl Default for ApiConfig {
             voice_key_secret: String::new(),
             voice_url_ttl_secs: 24 * 3600,
             cps_window_secs: 10,
+            cluster: None,
         }
     }
 }
@@ -405,6 +410,7 @@ pub async fn spawn(
     };
     let addr = listener.local_addr()?;
     api.http = Some(addr.to_string());
+    api.cluster = cfg.cluster.redis_url.as_ref().map(|_| cfg.cluster.clone());
     let roots = vec![PathBuf::from(&cfg.dialer.recordings_root), PathBuf::from(&cfg.dialer.audio_root)];
     let state = RestState::new(store.clone(), api, roots);
     let mut app = router(state).route("/healthz", get(healthz));
