@@ -148,7 +148,9 @@ async fn main() {
                 level_id: Some(g("lv-b")),
                 rounds: 3,
                 tags: vec![g("tag-interested")],
-                details: (1..=8).map(|i| d(i, if i == 1 { "enter" } else { "asrmessage_notify" }, Some("u-intro"))).collect(),
+                details: (1..=8)
+                    .map(|i| d(i, if i == 1 { "enter" } else { "asrmessage_notify" }, Some("u-intro")))
+                    .collect(),
                 ..RecordWrite::default()
             }),
             ..CallWrite::default()
@@ -158,7 +160,11 @@ async fn main() {
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let app = router(RestState::new(store.clone(), ApiConfig { http: Some(addr.to_string()), ..ApiConfig::default() }, vec![]));
+    let app = router(RestState::new(
+        store.clone(),
+        ApiConfig { http: Some(addr.to_string()), ..ApiConfig::default() },
+        vec![],
+    ));
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
     // record_info throughput.

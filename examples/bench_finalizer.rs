@@ -72,7 +72,8 @@ async fn main() {
 
     // 1a. No callbacks.
     let plain = fx.task(n).await;
-    let fin = Finalizer::start_with(fx.store.clone(), opts(&fx, "spool-a"), cancel.clone()).unwrap_or_else(|e| panic!("{e}"));
+    let fin =
+        Finalizer::start_with(fx.store.clone(), opts(&fx, "spool-a"), cancel.clone()).unwrap_or_else(|e| panic!("{e}"));
     let (rate, _) = run(&fin, &fx, &plain, submitters).await;
     println!("finalize, no callbacks:          {rate:>8.0} calls/s");
 
@@ -88,7 +89,8 @@ async fn main() {
     let spooled_task = fx.task(n).await;
     let mut lock = sqlx::AnyConnection::connect(&fx.url).await.unwrap_or_else(|e| panic!("{e}"));
     sqlx::query("BEGIN EXCLUSIVE").execute(&mut lock).await.unwrap_or_else(|e| panic!("{e}"));
-    let fin_c = Finalizer::start_with(fx.store.clone(), opts(&fx, "spool-c"), cancel.clone()).unwrap_or_else(|e| panic!("{e}"));
+    let fin_c =
+        Finalizer::start_with(fx.store.clone(), opts(&fx, "spool-c"), cancel.clone()).unwrap_or_else(|e| panic!("{e}"));
     let (rate, spooled) = run(&fin_c, &fx, &spooled_task, submitters).await;
     println!("finalize into the spool:         {rate:>8.0} calls/s ({spooled} spooled)");
     sqlx::query("COMMIT").execute(&mut lock).await.unwrap_or_else(|e| panic!("{e}"));

@@ -10,7 +10,8 @@ use std::time::Instant;
 
 use voxdial::dialogue::{Dialogue, Input, Script, SAMPLE_SCRIPT};
 
-const TEXTS: [&str; 5] = ["房产", "你们是哪里的，卖什么的？", "没有，我不需要买房。", "嗯，好的，可以了解一下。", "我再考虑考虑吧，再见。"];
+const TEXTS: [&str; 5] =
+    ["房产", "你们是哪里的，卖什么的？", "没有，我不需要买房。", "嗯，好的，可以了解一下。", "我再考虑考虑吧，再见。"];
 
 fn rss_kb() -> u64 {
     std::fs::read_to_string("/proc/self/statm")
@@ -21,7 +22,8 @@ fn rss_kb() -> u64 {
 
 /// The inputs of one harness call, as the smartivr mapping feeds them.
 fn call_inputs() -> Vec<Input> {
-    let mut v = vec![Input::Enter, Input::PlaybackDone, Input::WaitTimeout, Input::AsrProgress { text: "喂你好".into() }];
+    let mut v =
+        vec![Input::Enter, Input::PlaybackDone, Input::WaitTimeout, Input::AsrProgress { text: "喂你好".into() }];
     for t in TEXTS {
         v.push(Input::AsrMessage { text: t.into(), speak_ms: 1162, asr_elapse: Some(391), gender: Some(2) });
     }

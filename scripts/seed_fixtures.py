@@ -1,6 +1,6 @@
 import json, re, sys
-src0 = open(sorted(__import__('glob').glob('/work/shared/seeds/000_*.txt'))[0]).read()
-src1 = open(sorted(__import__('glob').glob('/work/shared/seeds/001_*.txt'))[0]).read()
+src0 = open(sorted(__import__('glob').glob(__import__('os').path.join(__import__('os').path.dirname(__file__), '..', '..', 'shared', 'seeds', '000_*.txt')))[0]).read()
+src1 = open(sorted(__import__('glob').glob(__import__('os').path.join(__import__('os').path.dirname(__file__), '..', '..', 'shared', 'seeds', '001_*.txt')))[0]).read()
 
 def strip_comments(s):
     out=[]; i=0; ins=False

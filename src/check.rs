@@ -57,7 +57,9 @@ pub async fn run(path: &Path) -> Vec<Finding> {
     if !cfg.finalizer.spool_dir.is_empty() {
         out.push(match std::fs::create_dir_all(&cfg.finalizer.spool_dir) {
             Ok(()) => Finding::ok("spool", format!("{} is usable", cfg.finalizer.spool_dir)),
-            Err(e) => Finding::fail("spool", format!("cannot create [finalizer] spool_dir {}: {e}", cfg.finalizer.spool_dir)),
+            Err(e) => {
+                Finding::fail("spool", format!("cannot create [finalizer] spool_dir {}: {e}", cfg.finalizer.spool_dir))
+            }
         });
     }
     out
@@ -129,8 +131,18 @@ async fn database(url: &str) -> Finding {
     if let Some(hp) = host_port(url) {
         match tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(&hp)).await {
             Ok(Ok(_)) => {}
-            Ok(Err(e)) => return Finding::fail("database", format!("cannot connect to the database {shown}: nothing answers at {hp} ({e})")),
-            Err(_) => return Finding::fail("database", format!("cannot connect to the database {shown}: {hp} does not answer")),
+            Ok(Err(e)) => {
+                return Finding::fail(
+                    "database",
+                    format!("cannot connect to the database {shown}: nothing answers at {hp} ({e})"),
+                )
+            }
+            Err(_) => {
+                return Finding::fail(
+                    "database",
+                    format!("cannot connect to the database {shown}: {hp} does not answer"),
+                )
+            }
         }
     }
     let store = match tokio::time::timeout(TIMEOUT, Store::connect(url)).await {
@@ -140,14 +152,18 @@ async fn database(url: &str) -> Finding {
     };
     let known = store.schema_version_known();
     let r = match tokio::time::timeout(TIMEOUT, store.schema_version()).await {
-        Ok(Ok(None)) => Finding::ok("database", format!("{shown}: reachable, empty; `voxdial serve` creates the schema (version {known})")),
+        Ok(Ok(None)) => Finding::ok(
+            "database",
+            format!("{shown}: reachable, empty; `voxdial serve` creates the schema (version {known})"),
+        ),
         Ok(Ok(Some(v))) if v > known => Finding::fail(
             "database",
             format!("{shown}: schema version {v} is newer than this voxdial knows ({known}); upgrade voxdial"),
         ),
-        Ok(Ok(Some(v))) if v < known => {
-            Finding::ok("database", format!("{shown}: reachable, schema version {v}; `voxdial serve` migrates it to {known}"))
-        }
+        Ok(Ok(Some(v))) if v < known => Finding::ok(
+            "database",
+            format!("{shown}: reachable, schema version {v}; `voxdial serve` migrates it to {known}"),
+        ),
         Ok(Ok(Some(v))) => Finding::ok("database", format!("{shown}: reachable, schema version {v} (current)")),
         Ok(Err(e)) => Finding::fail("database", format!("{shown}: reading the schema version failed: {e}")),
         Err(_) => Finding::fail("database", format!("{shown}: no answer within {TIMEOUT:?}")),

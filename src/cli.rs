@@ -184,7 +184,8 @@ pub async fn task(cmd: TaskCmd) -> Result<()> {
         TaskCmd::Create { cfg, file, user } => {
             let store = open(&cfg).await?;
             let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
-            let v: Value = serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", file.display()))?;
+            let v: Value =
+                serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", file.display()))?;
             let Value::Object(obj) = v else { bail!("{}: must hold one JSON object", file.display()) };
             let mut p = Params(obj);
             let owner = match (p.string("user_id")?, user) {
@@ -326,7 +327,8 @@ async fn default_owner(store: &Store, p: &Params) -> Result<String> {
 
 /// The task's owner and tenant (main account).
 async fn task_owner(store: &Store, task: &str) -> Result<(String, String)> {
-    let t = store.task_in_scope(task, &store.scope_all().await?).await?.ok_or_else(|| anyhow!("--task: no task {task}"))?;
+    let t =
+        store.task_in_scope(task, &store.scope_all().await?).await?.ok_or_else(|| anyhow!("--task: no task {task}"))?;
     let owner = t.get("user_id").and_then(Value::as_str).unwrap_or_default().to_string();
     let tenant = match store.user_row(&owner).await? {
         Some(p) => p.parent_id.unwrap_or(p.user_id),
@@ -337,7 +339,8 @@ async fn task_owner(store: &Store, task: &str) -> Result<(String, String)> {
 
 async fn progress(store: &Store, cfg: &ConfigArg, task: &str) -> Result<TaskProgress> {
     let window = Config::load(&cfg.config).map(|c| c.api.cps_window_secs).unwrap_or(10);
-    let t = store.task_in_scope(task, &store.scope_all().await?).await?.ok_or_else(|| anyhow!("--task: no task {task}"))?;
+    let t =
+        store.task_in_scope(task, &store.scope_all().await?).await?.ok_or_else(|| anyhow!("--task: no task {task}"))?;
     Ok(store.task_progress(&t, window).await?)
 }
 
@@ -415,9 +418,26 @@ enum Sink {
 }
 
 const EXPORT_COLUMNS: &[&str] = &[
-    "id", "task_id", "callid", "callee", "caller_number", "calldate", "answerdate", "hangupdate", "bill", "duration",
-    "score", "level_name", "rounds", "hangupcause", "hangup_disposition_str", "gender_str", "operator_name", "tags",
-    "recordfile", "read_at",
+    "id",
+    "task_id",
+    "callid",
+    "callee",
+    "caller_number",
+    "calldate",
+    "answerdate",
+    "hangupdate",
+    "bill",
+    "duration",
+    "score",
+    "level_name",
+    "rounds",
+    "hangupcause",
+    "hangup_disposition_str",
+    "gender_str",
+    "operator_name",
+    "tags",
+    "recordfile",
+    "read_at",
 ];
 
 fn export_cell(row: &Map<String, Value>, k: &str) -> String {
@@ -441,10 +461,16 @@ pub async fn records(cmd: RecordsCmd) -> Result<()> {
             let (rows, total) = record_rows(&store, &filter).await?;
             let last = last_page(total, filter.per_page);
             if json {
-                println!("{}", serde_json::to_string_pretty(&json!({"data": rows, "total": total, "last_page": last}))?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&json!({"data": rows, "total": total, "last_page": last}))?
+                );
                 return Ok(());
             }
-            println!("{:<36}  {:<13}  {:<19}  {:>5}  {:>6}  {:>7}  level", "id", "callee", "calldate", "score", "rounds", "bill s");
+            println!(
+                "{:<36}  {:<13}  {:<19}  {:>5}  {:>6}  {:>7}  level",
+                "id", "callee", "calldate", "score", "rounds", "bill s"
+            );
             for r in rows.iter().filter_map(Value::as_object) {
                 let g = |k: &str| r.get(k).map(plain).unwrap_or_default();
                 let bill = r.get("bill").and_then(Value::as_i64).unwrap_or(0) as f64 / 1000.0;

@@ -51,7 +51,12 @@ pub struct FreeswitchConfig {
 
 impl Default for FreeswitchConfig {
     fn default() -> Self {
-        FreeswitchConfig { host: "127.0.0.1".into(), port: 8021, password: "ClueCon".into(), gateway: "voxdial-sim".into() }
+        FreeswitchConfig {
+            host: "127.0.0.1".into(),
+            port: 8021,
+            password: "ClueCon".into(),
+            gateway: "voxdial-sim".into(),
+        }
     }
 }
 
@@ -190,7 +195,10 @@ impl Config {
             .map_err(|e| ConfigError::Invalid(format!("[compliance] calling_hours / timezone: {e}")))?;
         for l in &self.lines {
             if l.cps.is_nan() || l.cps <= 0.0 || l.max_concurrent < 1 {
-                return Err(ConfigError::Invalid(format!("[[lines]] {}: cps must be > 0 and max_concurrent ≥ 1", l.name)));
+                return Err(ConfigError::Invalid(format!(
+                    "[[lines]] {}: cps must be > 0 and max_concurrent ≥ 1",
+                    l.name
+                )));
             }
         }
         if !self.metrics.listen.is_empty() && self.metrics.listen.parse::<std::net::SocketAddr>().is_err() {

@@ -123,7 +123,9 @@ async fn metrics_text() -> impl IntoResponse {
     metrics::upkeep();
     match metrics::render() {
         Some(text) => (StatusCode::OK, [("content-type", "text/plain; version=0.0.4")], text),
-        None => (StatusCode::NOT_FOUND, [("content-type", "text/plain")], "metrics recorder not installed\n".to_string()),
+        None => {
+            (StatusCode::NOT_FOUND, [("content-type", "text/plain")], "metrics recorder not installed\n".to_string())
+        }
     }
 }
 
@@ -159,7 +161,11 @@ struct Signals {
 impl Signals {
     fn new() -> Result<Signals, DaemonError> {
         let s = |k| signal(k).map_err(DaemonError::Signal);
-        Ok(Signals { term: s(SignalKind::terminate())?, int: s(SignalKind::interrupt())?, hup: s(SignalKind::hangup())? })
+        Ok(Signals {
+            term: s(SignalKind::terminate())?,
+            int: s(SignalKind::interrupt())?,
+            hup: s(SignalKind::hangup())?,
+        })
     }
 
     /// Resolves on SIGTERM or SIGINT.
@@ -195,7 +201,10 @@ impl Reloadable {
             ("finalizer", toml_of(&old.finalizer) != toml_of(&new.finalizer)),
             ("webhook", toml_of(&old.webhook) != toml_of(&new.webhook)),
             ("metrics", toml_of(&old.metrics) != toml_of(&new.metrics)),
-            ("status_rules / recycle", toml_of(&(&old.status_rules, &old.recycle)) != toml_of(&(&new.status_rules, &new.recycle))),
+            (
+                "status_rules / recycle",
+                toml_of(&(&old.status_rules, &old.recycle)) != toml_of(&(&new.status_rules, &new.recycle)),
+            ),
             ("log format / level", old.log.format != new.log.format || old.log.level != new.log.level),
         ];
         for (section, changed) in restart_needed {
@@ -229,11 +238,9 @@ pub async fn serve(cfg: Config, opts: ServeOptions) -> Result<(), DaemonError> {
     let bg_cancel = CancellationToken::new();
     if !cfg.metrics.listen.is_empty() {
         metrics::install()?;
-        let addr: SocketAddr = cfg
-            .metrics
-            .listen
-            .parse()
-            .map_err(|e: std::net::AddrParseError| DaemonError::Listen { addr: cfg.metrics.listen.clone(), source: std::io::Error::other(e) })?;
+        let addr: SocketAddr = cfg.metrics.listen.parse().map_err(|e: std::net::AddrParseError| {
+            DaemonError::Listen { addr: cfg.metrics.listen.clone(), source: std::io::Error::other(e) }
+        })?;
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|e| DaemonError::Listen { addr: cfg.metrics.listen.clone(), source: e })?;
@@ -274,7 +281,10 @@ pub async fn serve(cfg: Config, opts: ServeOptions) -> Result<(), DaemonError> {
     // ESL: the supervisor retries with backoff, so FreeSWITCH may start after us.
     let addr = format!("{}:{}", fs.host, fs.port);
     let sup_cancel = CancellationToken::new();
-    let sup = Supervisor::start(SupervisorConfig::new(ClientConfig::new(addr.clone(), fs.password.clone())), sup_cancel.clone());
+    let sup = Supervisor::start(
+        SupervisorConfig::new(ClientConfig::new(addr.clone(), fs.password.clone())),
+        sup_cancel.clone(),
+    );
     let watcher = spawn_esl_watcher(sup.state(), health.clone(), bg_cancel.clone());
     let esl = tokio::select! {
         c = sup.connected() => c.map_err(|e| DaemonError::EslNeverConnected(e.to_string()))?,
@@ -555,7 +565,10 @@ fn spawn_sampler(store: Store, esl: EslClient, finalizer: Finalizer, health: Arc
             health.publish();
             metrics::spool_calls(finalizer.spool_len());
             let st = esl.stats();
-            metrics::esl_stats(st.consumer_lag_us.load(Ordering::Relaxed), st.lagged_subscribers.load(Ordering::Relaxed));
+            metrics::esl_stats(
+                st.consumer_lag_us.load(Ordering::Relaxed),
+                st.lagged_subscribers.load(Ordering::Relaxed),
+            );
             metrics::upkeep();
             tokio::select! {
                 _ = cancel.cancelled() => break,

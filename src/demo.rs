@@ -137,7 +137,8 @@ pub async fn run(opts: &DemoOptions) -> Result<DemoSummary, DemoError> {
     }
     let started = std::time::Instant::now();
     let data_dir = crate::config::absolute(&opts.data_dir);
-    std::fs::create_dir_all(&data_dir).map_err(|e| DemoError::Io { path: data_dir.display().to_string(), source: e })?;
+    std::fs::create_dir_all(&data_dir)
+        .map_err(|e| DemoError::Io { path: data_dir.display().to_string(), source: e })?;
     let recordings = data_dir.join("recordings");
 
     let simulator = sim::start(
@@ -313,8 +314,10 @@ fn spawn_progress(p: Arc<Progress>, total: u64, cancel: CancellationToken) -> to
     tokio::spawn(async move {
         let bar = indicatif::ProgressBar::new(total);
         bar.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} numbers done  {msg}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            indicatif::ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} numbers done  {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
         loop {
             let done = p.finished.load(Ordering::Relaxed).saturating_sub(0) + p.blacklisted.load(Ordering::Relaxed);
@@ -361,7 +364,10 @@ pub fn render(s: &DemoSummary) -> String {
         s.achieved_cps, s.call_per_second, s.max_concurrent, s.maximumcall
     ));
     let db_path = s.database.trim_start_matches("sqlite://");
-    out.push_str(&format!("  database:   {}\n  recordings: {} (paths in records.recordfile)\n", s.database, s.recordings));
+    out.push_str(&format!(
+        "  database:   {}\n  recordings: {} (paths in records.recordfile)\n",
+        s.database, s.recordings
+    ));
     out.push_str(&format!(
         "  query it:   sqlite3 {db_path} \"SELECT callee, level_name, score, rounds, bill FROM records WHERE task_id = '{}' ORDER BY score DESC LIMIT 10\"\n",
         s.task_id

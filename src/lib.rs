@@ -4,17 +4,17 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod benchutil;
+pub mod check;
 pub mod cli;
 pub mod cluster;
+pub mod config;
+pub mod daemon;
+pub mod demo;
 pub mod dialer;
 pub mod dialogue;
 pub mod finalize;
-pub mod sim;
-pub mod store;
-pub mod config;
-pub mod demo;
-pub mod benchutil;
-pub mod check;
-pub mod daemon;
 pub mod logging;
 pub mod metrics;
+pub mod sim;
+pub mod store;

@@ -298,7 +298,8 @@ async fn main() -> Result<()> {
                 bail!("unknown --mix {mix:?}: use default, answer-<persona>, busy, no-answer, … (see `voxdial sim --help`)");
             };
             let asr = asr_custom.map_or(voxdial::sim::SimAsr::DetectedSpeech, voxdial::sim::SimAsr::Custom);
-            let mut cfg = SimConfig { seed, password, time_scale, mix, asr, originate_log, smartivr_url, ..SimConfig::default() };
+            let mut cfg =
+                SimConfig { seed, password, time_scale, mix, asr, originate_log, smartivr_url, ..SimConfig::default() };
             if !gateways.is_empty() {
                 cfg.gateways = gateways;
             }

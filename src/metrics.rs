@@ -63,7 +63,11 @@ fn describe() {
     describe_counter!(ESL_LAGGED, "Per-call subscribers dropped for falling behind");
     describe_gauge!(ESL_CONNECTED, "1 while the ESL connection is up");
     describe_counter!(ESL_RECONNECTS, "ESL connection attempts after a failure or a drop");
-    describe_histogram!(DB_WRITE_SECONDS, Unit::Seconds, "Finalizer write of one call (rows + outbox), one transaction");
+    describe_histogram!(
+        DB_WRITE_SECONDS,
+        Unit::Seconds,
+        "Finalizer write of one call (rows + outbox), one transaction"
+    );
     describe_gauge!(OUTBOX_BACKLOG, "Webhook events pending delivery");
     describe_gauge!(SPOOL_CALLS, "Finalized calls waiting in the local spool for the database");
     describe_gauge!(READY, "1 when ESL is connected, the database reachable and reconciliation done");

@@ -18,8 +18,15 @@ use serde_json::{json, Value};
 /// CRM objects voxdial does not have, and read_at before the first read.
 /// Also the seed 001 task's recycle-rule and transfer-group ids: voxdial has
 /// neither feature.
-const NULL_OK: &[&str] =
-    &["crm_number", "crm_customer", "customer_id", "processed_at", "data[].read_at", "auto_recycle_rule_id", "bridge_group_id"];
+const NULL_OK: &[&str] = &[
+    "crm_number",
+    "crm_customer",
+    "customer_id",
+    "processed_at",
+    "data[].read_at",
+    "auto_recycle_rule_id",
+    "bridge_group_id",
+];
 /// Paths where the seeds disagree with each other on the type (seed 000 says
 /// 297, seed 001 "17089"; tag group ids are uuids in one place, 1 in another),
 /// or where voxdial's ids are uuids where a seed shows an integer.
@@ -104,10 +111,16 @@ async fn every_seed_endpoint_answers_the_seeds_shape() {
         assert_eq!(info["records"][0]["contents"][0]["status"], true);
         assert_eq!(info["records"][0]["tags"][0]["tag_group"][0]["name"], "有意向");
         assert_eq!(info["mobile_info"], json!({"mobile_type": "联通", "province": "江苏", "city": "南京"}));
-        assert!(info["utterances"].as_array().unwrap().iter().all(|u| u["word_class"] == 16 && u["word_class_str"] == "主流程"));
+        assert!(info["utterances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|u| u["word_class"] == 16 && u["word_class_str"] == "主流程"));
         assert_eq!(info["info"]["task"]["group"]["id"], a.group);
 
-        let (st, list) = call(addr, "POST", "/v1/task/query_done_task_phones", tok, Some(json!({"task_id": a.task, "page": 1}))).await;
+        let (st, list) =
+            call(addr, "POST", "/v1/task/query_done_task_phones", tok, Some(json!({"task_id": a.task, "page": 1})))
+                .await;
         assert_eq!(st, 200, "{list}");
         assert_shape("POST v1/task/query_done_task_phones", &fixture("000_query_done_task_phones.json"), &list);
         let row = &list["data"][0];
@@ -128,15 +141,19 @@ async fn every_seed_endpoint_answers_the_seeds_shape() {
         assert_shape("GET v1/record/{id}", &fixture("000_record.json"), &brief);
         assert_eq!(brief["data"]["task_id"], a.task.as_str());
 
-        let (st, nums) = call(addr, "GET", &format!("/v1/task/number?task_id={}&page=1&call_history=1", a.task), tok, None).await;
+        let (st, nums) =
+            call(addr, "GET", &format!("/v1/task/number?task_id={}&page=1&call_history=1", a.task), tok, None).await;
         assert_eq!(st, 200);
         assert_shape("GET v1/task/number", &fixture("000_task_number.json"), &nums);
         assert_eq!(nums["data"]["total"], 3);
-        let called = nums["data"]["data"].as_array().unwrap().iter().find(|n| n["number"] == a.number.as_str()).unwrap();
+        let called =
+            nums["data"]["data"].as_array().unwrap().iter().find(|n| n["number"] == a.number.as_str()).unwrap();
         assert_eq!(called["call_history"][0]["status_str"], "呼叫成功");
         assert_eq!(called["mobile_type"], "联通");
 
-        let (st, det) = call(addr, "GET", &format!("/agent-api/user/{}/task/{}/detail/{}", a.user, a.task, a.record), tok, None).await;
+        let (st, det) =
+            call(addr, "GET", &format!("/agent-api/user/{}/task/{}/detail/{}", a.user, a.task, a.record), tok, None)
+                .await;
         assert_eq!(st, 200);
         assert_shape("GET /agent-api/…/detail", &fixture("001_agent_detail.json"), &det);
         let errs = fixture("001_errors.json");
@@ -158,7 +175,14 @@ async fn every_seed_endpoint_answers_the_seeds_shape() {
 async fn signed_voice_links_download_and_resist_tampering() {
     for_each_backend(|e| async move {
         let a = &e.a;
-        let (_, det) = call(e.addr, "GET", &format!("/agent-api/user/{}/task/{}/detail/{}", a.user, a.task, a.record), Some(&a.token), None).await;
+        let (_, det) = call(
+            e.addr,
+            "GET",
+            &format!("/agent-api/user/{}/task/{}/detail/{}", a.user, a.task, a.record),
+            Some(&a.token),
+            None,
+        )
+        .await;
         let url = det["data"]["records"][0]["download_voice"][0][0].as_str().unwrap().to_string();
         let voice = det["data"]["records"][0]["voice"].as_str().unwrap().to_string();
         let path = |u: &str| u.split_once(&e.addr.to_string()).unwrap().1.to_string();
@@ -197,10 +221,18 @@ async fn another_tenants_ids_find_nothing_on_any_endpoint() {
             assert_eq!(st, 404, "GET {p}: {v}");
             assert_eq!(v["status"], "error");
         }
-        let (st, v) = call(addr, "POST", "/v1/task/query_done_task_phones", tok, Some(json!({"task_id": a.task}))).await;
+        let (st, v) =
+            call(addr, "POST", "/v1/task/query_done_task_phones", tok, Some(json!({"task_id": a.task}))).await;
         assert_eq!(st, 404, "{v}");
         // B's own task, A's record id as a filter: nothing.
-        let (st, v) = call(addr, "POST", "/v1/task/query_done_task_phones", tok, Some(json!({"task_id": b.task, "id": a.record}))).await;
+        let (st, v) = call(
+            addr,
+            "POST",
+            "/v1/task/query_done_task_phones",
+            tok,
+            Some(json!({"task_id": b.task, "id": a.record})),
+        )
+        .await;
         assert_eq!((st, v["total"].clone()), (200, json!(0)));
         for (m, p, body) in [
             ("PUT", format!("/v1/tasks/{}", a.task), Some(json!({"name": "taken"}))),
@@ -213,26 +245,35 @@ async fn another_tenants_ids_find_nothing_on_any_endpoint() {
             let (st, v) = call(addr, m, &p, tok, body).await;
             assert_eq!(st, 404, "{m} {p}: {v}");
         }
-        let (st, _) = raw(addr, "POST", &format!("/v1/tasks/{}/numbers", a.task), tok, Some("text/csv"), b"13800000000\n").await;
+        let (st, _) =
+            raw(addr, "POST", &format!("/v1/tasks/{}/numbers", a.task), tok, Some("text/csv"), b"13800000000\n").await;
         assert_eq!(st, 404);
         // Agent-api: A's account id → 1002; B's account with A's task → 5002.
-        let (_, v) = call(addr, "GET", &format!("/agent-api/user/{}/task/{}/detail/{}", a.user, a.task, a.record), tok, None).await;
+        let (_, v) =
+            call(addr, "GET", &format!("/agent-api/user/{}/task/{}/detail/{}", a.user, a.task, a.record), tok, None)
+                .await;
         assert_eq!(v["code"], 1002);
-        let (_, v) = call(addr, "GET", &format!("/agent-api/user/{}/task/{}/detail/{}", b.user, a.task, a.record), tok, None).await;
+        let (_, v) =
+            call(addr, "GET", &format!("/agent-api/user/{}/task/{}/detail/{}", b.user, a.task, a.record), tok, None)
+                .await;
         assert_eq!(v["code"], 5002);
-        let (_, v) = call(addr, "GET", &format!("/agent-api/user/{}/task/{}/detail/{}", b.user, b.task, a.record), tok, None).await;
+        let (_, v) =
+            call(addr, "GET", &format!("/agent-api/user/{}/task/{}/detail/{}", b.user, b.task, a.record), tok, None)
+                .await;
         assert_eq!(v["code"], 5005);
         // Acting as A's sub-account is refused.
         let (st, v) = call(addr, "GET", &format!("/v1/tasks?sub_user_id={}", e.a_sub.user), tok, None).await;
         assert_eq!((st, v["field"].as_str()), (400, Some("sub_user_id")));
         // Lists show B's own things only.
         let (_, v) = call(addr, "GET", "/v1/tasks", tok, None).await;
-        let ids: Vec<&str> = v["data"]["data"].as_array().unwrap().iter().map(|t| t["uuid"].as_str().unwrap()).collect();
+        let ids: Vec<&str> =
+            v["data"]["data"].as_array().unwrap().iter().map(|t| t["uuid"].as_str().unwrap()).collect();
         assert_eq!(ids, vec![b.task.as_str()]);
         for p in ["/v1/scripts", "/v1/levels", "/v1/tags", "/v1/tag_groups", "/v1/dial_time_groups", "/v1/blacklist"] {
             let (st, v) = call(addr, "GET", p, tok, None).await;
             assert_eq!(st, 200, "{p}");
-            let users: BTreeSet<&str> = v["data"]["data"].as_array().unwrap().iter().filter_map(|x| x["user_id"].as_str()).collect();
+            let users: BTreeSet<&str> =
+                v["data"]["data"].as_array().unwrap().iter().filter_map(|x| x["user_id"].as_str()).collect();
             assert!(users.iter().all(|u| *u == b.user), "{p} leaks {users:?}");
         }
         // Deleting A's levels / tags by id does nothing.
@@ -259,7 +300,8 @@ async fn sub_accounts_see_their_own_tasks_and_the_main_account_sees_all() {
     for_each_backend(|e| async move {
         let (a, sub, addr) = (&e.a, &e.a_sub, e.addr);
         let (_, v) = call(addr, "GET", "/v1/tasks", Some(&sub.token), None).await;
-        let ids: Vec<&str> = v["data"]["data"].as_array().unwrap().iter().map(|t| t["uuid"].as_str().unwrap()).collect();
+        let ids: Vec<&str> =
+            v["data"]["data"].as_array().unwrap().iter().map(|t| t["uuid"].as_str().unwrap()).collect();
         assert_eq!(ids, vec![sub.task.as_str()]);
         let (st, _) = call(addr, "GET", &format!("/v1/record/{}", a.record), Some(&sub.token), None).await;
         assert_eq!(st, 404, "a sub-account does not see its main account's records");
@@ -277,8 +319,14 @@ async fn sub_accounts_see_their_own_tasks_and_the_main_account_sees_all() {
         let (_, v) = call(addr, "GET", &p, Some(&a.token), None).await;
         assert_eq!(v["code"], 200);
         // A task created for the sub-account belongs to it.
-        let (st, v) =
-            call(addr, "POST", &format!("/v1/tasks?sub_user_id={}", sub.user), Some(&a.token), Some(json!({"name": "for sub", "group_id": a.group}))).await;
+        let (st, v) = call(
+            addr,
+            "POST",
+            &format!("/v1/tasks?sub_user_id={}", sub.user),
+            Some(&a.token),
+            Some(json!({"name": "for sub", "group_id": a.group})),
+        )
+        .await;
         assert_eq!(st, 201, "{v}");
         assert_eq!(v["data"]["task"]["user_id"], sub.user.as_str());
     })
@@ -296,7 +344,9 @@ async fn masked_tokens_never_see_a_whole_number() {
             call(e.addr, "GET", &format!("/v1/task/number?task_id={}&call_history=1", a.task), tok, None).await.1,
             call(e.addr, "GET", &format!("/v1/record/{}", a.record), tok, None).await.1,
             call(e.addr, "GET", &format!("/v1/task/record_info/{}/{}", a.task, a.record), tok, None).await.1,
-            call(e.addr, "GET", &format!("/agent-api/user/{}/task/{}/detail/{}", a.user, a.task, a.record), tok, None).await.1,
+            call(e.addr, "GET", &format!("/agent-api/user/{}/task/{}/detail/{}", a.user, a.task, a.record), tok, None)
+                .await
+                .1,
         ];
         for b in &bodies {
             let text = b.to_string();
@@ -401,8 +451,15 @@ async fn query_done_task_phones_applies_every_filter() {
         let (_, v) = q(json!({"levels": [[0, 100]], "rounds": [0, 2], "bills": [0, 100]})).await;
         assert_eq!(total(&v), 6, "i = 0,1,2,6,7,8");
         let form = format!("task_id={}&bills[]=10&bills[]=30", a.task);
-        let (st, body) =
-            raw(e.addr, "POST", "/v1/task/query_done_task_phones", Some(&a.token), Some("application/x-www-form-urlencoded"), form.as_bytes()).await;
+        let (st, body) = raw(
+            e.addr,
+            "POST",
+            "/v1/task/query_done_task_phones",
+            Some(&a.token),
+            Some("application/x-www-form-urlencoded"),
+            form.as_bytes(),
+        )
+        .await;
         let v: Value = serde_json::from_slice(&body).unwrap();
         assert_eq!((st, total(&v)), (200, 3));
         // Every bad parameter is named.
@@ -444,7 +501,11 @@ async fn reading_a_record_sets_read_at_once() {
     for_each_backend(|e| async move {
         let a = &e.a;
         let read_at = || async {
-            let r = sqlx::query(e.store.sql("SELECT read_at FROM records WHERE id = ?")).bind(&a.record).fetch_one(e.store.pool()).await.unwrap();
+            let r = sqlx::query(e.store.sql("SELECT read_at FROM records WHERE id = ?"))
+                .bind(&a.record)
+                .fetch_one(e.store.pool())
+                .await
+                .unwrap();
             sqlx::Row::try_get::<Option<String>, _>(&r, "read_at").unwrap()
         };
         assert_eq!(read_at().await, None);
@@ -556,9 +617,17 @@ async fn scripts_levels_tags_and_blacklist() {
         let (st, v) = call(addr, "POST", "/v1/scripts", tok, Some(broken)).await;
         assert_eq!(st, 400);
         assert!(v["data"].as_array().unwrap().iter().any(|p| p.as_str().unwrap().contains("nowhere")), "{v}");
-        let (st, v) = call(addr, "POST", "/v1/levels", tok, Some(json!({"name": "S级", "min_score": 500, "max_score": 900, "color": "#f00"}))).await;
+        let (st, v) = call(
+            addr,
+            "POST",
+            "/v1/levels",
+            tok,
+            Some(json!({"name": "S级", "min_score": 500, "max_score": 900, "color": "#f00"})),
+        )
+        .await;
         assert_eq!(st, 200, "{v}");
-        let (st, v) = call(addr, "POST", "/v1/levels", tok, Some(json!({"name": "bad", "min_score": 5, "max_score": 5}))).await;
+        let (st, v) =
+            call(addr, "POST", "/v1/levels", tok, Some(json!({"name": "bad", "min_score": 5, "max_score": 5}))).await;
         assert_eq!((st, v["field"].as_str()), (400, Some("max_score")));
         let (_, v) = call(addr, "POST", "/v1/tag_groups", tok, Some(json!({"name": "回访"}))).await;
         let tg = v["data"]["id"].as_str().unwrap().to_string();
@@ -571,14 +640,23 @@ async fn scripts_levels_tags_and_blacklist() {
         assert_eq!((st, v["field"].as_str()), (400, Some("tag_group_ids")));
         // Blacklisting flags the waiting number of the task too.
         let waiting: Vec<String> = {
-            let rows = sqlx::query(e.store.sql("SELECT number FROM autodialer_number WHERE task_id = ? AND status = 0 ORDER BY number"))
-                .bind(&a.task)
-                .fetch_all(e.store.pool())
-                .await
-                .unwrap();
+            let rows = sqlx::query(
+                e.store.sql("SELECT number FROM autodialer_number WHERE task_id = ? AND status = 0 ORDER BY number"),
+            )
+            .bind(&a.task)
+            .fetch_all(e.store.pool())
+            .await
+            .unwrap();
             rows.iter().map(|r| sqlx::Row::try_get(r, "number").unwrap()).collect()
         };
-        let (st, v) = call(addr, "POST", "/v1/blacklist", tok, Some(json!({"numbers": [format!("+86 {}", waiting[0])], "reason": "asked"}))).await;
+        let (st, v) = call(
+            addr,
+            "POST",
+            "/v1/blacklist",
+            tok,
+            Some(json!({"numbers": [format!("+86 {}", waiting[0])], "reason": "asked"})),
+        )
+        .await;
         assert_eq!((st, v["data"]["added"].clone()), (200, json!(1)), "{v}");
         let r = sqlx::query(e.store.sql("SELECT is_blacklist FROM autodialer_number WHERE task_id = ? AND number = ?"))
             .bind(&a.task)
@@ -592,9 +670,21 @@ async fn scripts_levels_tags_and_blacklist() {
         // An import into the task reports the blacklisted number.
         let csv = format!("{}\n", waiting[0]);
         let _ = raw(addr, "DELETE", &format!("/v1/blacklist/{}", "13899999999"), tok, None, b"").await;
-        let (_, body) = raw(addr, "POST", &format!("/v1/tasks/{}/numbers?format=csv", e.a_sub.task), Some(&e.a_sub.token), None, csv.as_bytes()).await;
+        let (_, body) = raw(
+            addr,
+            "POST",
+            &format!("/v1/tasks/{}/numbers?format=csv", e.a_sub.task),
+            Some(&e.a_sub.token),
+            None,
+            csv.as_bytes(),
+        )
+        .await;
         let v: Value = serde_json::from_slice(&body).unwrap();
-        assert_eq!((v["data"]["blacklisted"].clone(), v["data"]["blacklisted_lines"].clone()), (json!(1), json!([1])), "{v}");
+        assert_eq!(
+            (v["data"]["blacklisted"].clone(), v["data"]["blacklisted_lines"].clone()),
+            (json!(1), json!([1])),
+            "{v}"
+        );
         let (_, v) = call(addr, "GET", "/v1/blacklist", tok, None).await;
         assert_eq!(v["data"]["total"], 1);
         let (st, _) = call(addr, "DELETE", &format!("/v1/blacklist/{}", waiting[0]), tok, None).await;
@@ -653,10 +743,22 @@ async fn openapi_document_is_served_and_checked_in() {
     let (st, v) = call(addr, "GET", "/openapi.json", None, None).await;
     assert_eq!(st, 200);
     assert_eq!(v, voxdial::api::openapi::document());
-    let checked_in = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/openapi.json")).unwrap();
-    assert_eq!(checked_in, voxdial::api::openapi::document_text(), "docs/openapi.json is stale: run `voxdial openapi --output docs/openapi.json`");
+    let checked_in =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/openapi.json")).unwrap();
+    assert_eq!(
+        checked_in,
+        voxdial::api::openapi::document_text(),
+        "docs/openapi.json is stale: run `voxdial openapi --output docs/openapi.json`"
+    );
     // Every route the router serves is documented.
-    for p in ["/v1/task/query_done_task_phones", "/v1/task/number", "/v1/record/{record_id}", "/v1/task/record_info/{task_id}/{record_id}", "/agent-api/user/{id}/task/{task_id}/detail/{record_id}", "/v1/tasks/{task_id}/numbers"] {
+    for p in [
+        "/v1/task/query_done_task_phones",
+        "/v1/task/number",
+        "/v1/record/{record_id}",
+        "/v1/task/record_info/{task_id}/{record_id}",
+        "/agent-api/user/{id}/task/{task_id}/detail/{record_id}",
+        "/v1/tasks/{task_id}/numbers",
+    ] {
         assert!(v["paths"].get(p).is_some(), "{p} undocumented");
     }
     let (st, v) = call(addr, "GET", "/v1/nothing", None, None).await;

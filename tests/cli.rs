@@ -36,9 +36,16 @@ async fn operators_create_import_run_and_query_from_the_command_line() {
     // A script (via the store), then a task from a JSON file with no user_id:
     // the script group's owner is taken.
     let store = voxdial::store::Store::open(&format!("sqlite://{}/cli.db", dir.path().display())).await.unwrap();
-    let group = store.save_script(&user, &voxdial::dialogue::Script::from_json(voxdial::dialogue::SAMPLE_SCRIPT).unwrap()).await.unwrap();
+    let group = store
+        .save_script(&user, &voxdial::dialogue::Script::from_json(voxdial::dialogue::SAMPLE_SCRIPT).unwrap())
+        .await
+        .unwrap();
     let task_file = dir.path().join("task.json");
-    std::fs::write(&task_file, json!({"name": "cli task", "group_id": group, "maximumcall": 10, "call_per_second": 2}).to_string()).unwrap();
+    std::fs::write(
+        &task_file,
+        json!({"name": "cli task", "group_id": group, "maximumcall": 10, "call_per_second": 2}).to_string(),
+    )
+    .unwrap();
     let out = ok(&["task", "create", "--config", &cfg, "--file", task_file.to_str().unwrap()]);
     let task = out.trim().to_string();
     assert_eq!(task.len(), 36, "prints the uuid only: {out:?}");
@@ -54,7 +61,10 @@ async fn operators_create_import_run_and_query_from_the_command_line() {
     assert!(out.status.success());
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stdout.contains("2 imported") && stdout.contains("1 duplicates") && stdout.contains("1 rejected"), "{stdout}");
+    assert!(
+        stdout.contains("2 imported") && stdout.contains("1 duplicates") && stdout.contains("1 rejected"),
+        "{stdout}"
+    );
     assert!(stderr.contains("numbers.csv:5:"), "line of the bad row: {stderr}");
 
     for (verb, start) in [("start", 1), ("pause", 0), ("stop", 2)] {
@@ -73,9 +83,15 @@ async fn operators_create_import_run_and_query_from_the_command_line() {
     let rec_dir = dir.path().join("rec");
     std::fs::create_dir_all(&rec_dir).unwrap();
     let t = api_rig::tenant(&store, None, "records", &rec_dir, false).await;
-    let v: Value = serde_json::from_str(&ok(&["records", "query", "--config", &cfg, "--task", &t.task, "--levels", "100-200", "--json"])).unwrap();
+    let v: Value = serde_json::from_str(&ok(&[
+        "records", "query", "--config", &cfg, "--task", &t.task, "--levels", "100-200", "--json",
+    ]))
+    .unwrap();
     assert_eq!((v["total"].clone(), v["data"][0]["id"].clone()), (json!(1), json!(t.record)));
-    let v: Value = serde_json::from_str(&ok(&["records", "query", "--config", &cfg, "--task", &t.task, "--bills", "0,10", "--json"])).unwrap();
+    let v: Value = serde_json::from_str(&ok(&[
+        "records", "query", "--config", &cfg, "--task", &t.task, "--bills", "0,10", "--json",
+    ]))
+    .unwrap();
     assert_eq!(v["total"], 0, "31 s is outside 0–10 s");
     let out = voxdial(&["records", "query", "--config", &cfg, "--task", &t.task, "--bills", "9,1"]);
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("bills"));
@@ -115,7 +131,16 @@ async fn serve_right_after_a_demo_serves_its_records() {
     let data = dir.path().join("demo");
     let summary = dir.path().join("summary.json");
     ok(&[
-        "demo", "--numbers", "12", "--cps", "40", "--data-dir", data.to_str().unwrap(), "--json", summary.to_str().unwrap(), "--quiet",
+        "demo",
+        "--numbers",
+        "12",
+        "--cps",
+        "40",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--json",
+        summary.to_str().unwrap(),
+        "--quiet",
     ]);
     let s: Value = serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
     let token = s["api_token"].as_str().expect("api_token in the summary").to_string();
@@ -132,11 +157,20 @@ async fn serve_right_after_a_demo_serves_its_records() {
     );
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     wait_port(addr).await;
-    let (st, v) = api_rig::call(addr, "POST", "/v1/task/query_done_task_phones", Some(&token), Some(json!({"task_id": task, "page": 1}))).await;
+    let (st, v) = api_rig::call(
+        addr,
+        "POST",
+        "/v1/task/query_done_task_phones",
+        Some(&token),
+        Some(json!({"task_id": task, "page": 1})),
+    )
+    .await;
     assert_eq!(st, 200, "{v}");
     assert_eq!(v["total"], s["records"], "{v}");
     let record = v["data"][0]["id"].as_str().unwrap().to_string();
-    let (_, v) = api_rig::call(addr, "GET", &format!("/agent-api/user/{user}/task/{task}/detail/{record}"), Some(&token), None).await;
+    let (_, v) =
+        api_rig::call(addr, "GET", &format!("/agent-api/user/{user}/task/{task}/detail/{record}"), Some(&token), None)
+            .await;
     assert_eq!(v["code"], 200);
     let (st, _) = api_rig::call(addr, "GET", "/healthz", None, None).await;
     assert_eq!(st, 200);
@@ -162,9 +196,16 @@ async fn task_status_shows_the_cluster_when_the_node_has_one() {
     let cfg = cfg.display().to_string();
     let user = ok(&["user", "create", "--config", &cfg, "--name", "ops"]).trim().to_string();
     let store = voxdial::store::Store::open(&format!("sqlite://{}/cli.db", dir.path().display())).await.unwrap();
-    let group = store.save_script(&user, &voxdial::dialogue::Script::from_json(voxdial::dialogue::SAMPLE_SCRIPT).unwrap()).await.unwrap();
+    let group = store
+        .save_script(&user, &voxdial::dialogue::Script::from_json(voxdial::dialogue::SAMPLE_SCRIPT).unwrap())
+        .await
+        .unwrap();
     let task_file = dir.path().join("task.json");
-    std::fs::write(&task_file, json!({"name": "cluster task", "group_id": group, "maximumcall": 10, "call_per_second": 2}).to_string()).unwrap();
+    std::fs::write(
+        &task_file,
+        json!({"name": "cluster task", "group_id": group, "maximumcall": 10, "call_per_second": 2}).to_string(),
+    )
+    .unwrap();
     let task = ok(&["task", "create", "--config", &cfg, "--file", task_file.to_str().unwrap()]).trim().to_string();
     let v: Value = serde_json::from_str(&ok(&["task", "status", "--config", &cfg, "--task", &task, "--json"])).unwrap();
     assert_eq!(v["total"], json!(0), "the task's own status is still there: {v}");

@@ -92,7 +92,10 @@ impl PgDb {
                 return None;
             }
         };
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(s.pool()).await.expect("create database");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(s.pool())
+            .await
+            .expect("create database");
         s.pool().close().await;
         let (base, query) = admin.split_once('?').map_or((admin.as_str(), None), |(b, q)| (b, Some(q)));
         let prefix = base.rsplit_once('/').map_or(base, |(p, _)| p);
@@ -142,7 +145,18 @@ impl OwnRedis {
 
     fn resume(&mut self) -> bool {
         let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "no",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn();
@@ -212,7 +226,12 @@ impl Rig {
         for i in 0..o.nodes {
             let log = dir.path().join(format!("originates-{i}.jsonl"));
             let sim = sim::start(
-                SimConfig { mix: common::mix(Fate::NoAnswer), seed: i as u64 + 1, originate_log: Some(log.clone()), ..SimConfig::default() },
+                SimConfig {
+                    mix: common::mix(Fate::NoAnswer),
+                    seed: i as u64 + 1,
+                    originate_log: Some(log.clone()),
+                    ..SimConfig::default()
+                },
                 "127.0.0.1:0",
             )
             .await
@@ -264,9 +283,22 @@ max_concurrent = 1000
                 ),
             )
             .expect("config");
-            nodes.push(Node { sim, _log: log, cfg, daemon_log: dir.path().join(format!("daemon-{i}.log")), child: None });
+            nodes.push(Node {
+                sim,
+                _log: log,
+                cfg,
+                daemon_log: dir.path().join(format!("daemon-{i}.log")),
+                child: None,
+            });
         }
-        let rig = Rig { _dir: dir, store, nodes, group, peak_live: Arc::new(AtomicI64::new(0)), sampling: Arc::new(AtomicBool::new(true)) };
+        let rig = Rig {
+            _dir: dir,
+            store,
+            nodes,
+            group,
+            peak_live: Arc::new(AtomicI64::new(0)),
+            sampling: Arc::new(AtomicBool::new(true)),
+        };
         rig.sample_live();
         rig
     }
@@ -298,7 +330,8 @@ max_concurrent = 1000
             .await
             .expect("task");
         let numbers: Vec<String> = (0..n).map(|i| format!("137{i:08}")).collect();
-        let rows: Vec<(String, BTreeMap<String, String>)> = numbers.iter().map(|x| (x.clone(), BTreeMap::new())).collect();
+        let rows: Vec<(String, BTreeMap<String, String>)> =
+            numbers.iter().map(|x| (x.clone(), BTreeMap::new())).collect();
         self.store.import_numbers(&id, &rows).await.expect("import");
         (id, numbers)
     }
@@ -328,7 +361,13 @@ max_concurrent = 1000
     fn logs(&self) -> String {
         self.nodes
             .iter()
-            .map(|n| format!("--- {}\n{}", n.daemon_log.display(), std::fs::read_to_string(&n.daemon_log).unwrap_or_default()))
+            .map(|n| {
+                format!(
+                    "--- {}\n{}",
+                    n.daemon_log.display(),
+                    std::fs::read_to_string(&n.daemon_log).unwrap_or_default()
+                )
+            })
             .collect()
     }
 
@@ -345,7 +384,11 @@ max_concurrent = 1000
         let t = Instant::now();
         while self.store.load_task(task).await.expect("task").start != 2 {
             if t.elapsed() > limit {
-                panic!("task did not complete within {limit:?}; pending {}\n{}", self.store.pending_numbers(task).await.unwrap_or(-1), self.logs());
+                panic!(
+                    "task did not complete within {limit:?}; pending {}\n{}",
+                    self.store.pending_numbers(task).await.unwrap_or(-1),
+                    self.logs()
+                );
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
@@ -398,7 +441,18 @@ async fn setup(redis: &str, lease_secs: u64, orphan_after_secs: i64) -> Option<(
         skip(&format!("Redis not reachable: {e}"));
         return None;
     }
-    let rig = Rig::new(&db, &RigOpts { redis_url: redis.into(), lease_secs, orphan_after_secs, local_fraction: 0.33, nodes: NODES, line_cps: LINE_CPS }).await;
+    let rig = Rig::new(
+        &db,
+        &RigOpts {
+            redis_url: redis.into(),
+            lease_secs,
+            orphan_after_secs,
+            local_fraction: 0.33,
+            nodes: NODES,
+            line_cps: LINE_CPS,
+        },
+    )
+    .await;
     Some((db, rig))
 }
 
@@ -460,7 +514,10 @@ async fn kill_9_of_one_node_the_others_finish_nothing_lost_or_duplicated_and_max
     let dials = rig.originates();
     let by = assert_no_number_twice(&dials);
     let peak = rig.peak_live.load(Ordering::Relaxed);
-    eprintln!("kill -9: node-1 dialled {killed_at} before the kill; {} originates in all; peak live {peak}", dials.len());
+    eprintln!(
+        "kill -9: node-1 dialled {killed_at} before the kill; {} originates in all; peak live {peak}",
+        dials.len()
+    );
     assert!(peak <= MAXIMUMCALL, "{peak} live channels across the cluster");
     assert!(peak >= MAXIMUMCALL - 10, "maximumcall was binding (peak {peak})");
     let rows = sqlx::query(rig.store.sql("SELECT number, status FROM autodialer_number WHERE task_id = ?"))
@@ -484,11 +541,18 @@ async fn kill_9_of_one_node_the_others_finish_nothing_lost_or_duplicated_and_max
     assert!(undialled <= 3, "{undialled} numbers settled without a dial");
     let hist = rig.store.count("SELECT COUNT(*) FROM auto_call_histories WHERE task_id = ?", &task).await.expect("h");
     assert_eq!(hist, numbers.len() as i64, "exactly one history row per number");
-    let open = rig.store.count("SELECT COUNT(*) FROM dial_ledger WHERE task_id = ? AND state <> 'finalized'", &task).await.expect("l");
+    let open = rig
+        .store
+        .count("SELECT COUNT(*) FROM dial_ledger WHERE task_id = ? AND state <> 'finalized'", &task)
+        .await
+        .expect("l");
     assert_eq!(open, 0, "every ledger attempt settled");
     let taken = rig
         .store
-        .count("SELECT COUNT(*) FROM auto_call_histories WHERE task_id = ? AND call_status = 'reconciled after restart'", &task)
+        .count(
+            "SELECT COUNT(*) FROM auto_call_histories WHERE task_id = ? AND call_status = 'reconciled after restart'",
+            &task,
+        )
         .await
         .expect("taken over");
     eprintln!("attempts of node-1 finalized by the others as call loss: {taken}");
@@ -566,16 +630,25 @@ async fn bench_aggregate_cps_one_node_versus_three() {
             skip(&format!("Redis not reachable: {e}"));
             return;
         }
-        let o = RigOpts { redis_url: redis_url(), lease_secs: 10, orphan_after_secs: 720, local_fraction: 0.33, nodes, line_cps: 2000.0 };
+        let o = RigOpts {
+            redis_url: redis_url(),
+            lease_secs: 10,
+            orphan_after_secs: 720,
+            local_fraction: 0.33,
+            nodes,
+            line_cps: 2000.0,
+        };
         let mut rig = Rig::new(&db, &o).await;
         let id = uuid::Uuid::new_v4().to_string();
         let (task, numbers) = rig.task(1500, 1).await;
         let _ = id;
-        sqlx::query(rig.store.sql("UPDATE autodialer_task SET call_per_second = 2000, maximumcall = 2000 WHERE uuid = ?"))
-            .bind(&task)
-            .execute(rig.store.pool())
-            .await
-            .expect("uncap");
+        sqlx::query(
+            rig.store.sql("UPDATE autodialer_task SET call_per_second = 2000, maximumcall = 2000 WHERE uuid = ?"),
+        )
+        .bind(&task)
+        .execute(rig.store.pool())
+        .await
+        .expect("uncap");
         for i in 0..nodes {
             rig.spawn(i);
         }
@@ -588,7 +661,11 @@ async fn bench_aggregate_cps_one_node_versus_three() {
         assert_no_number_twice(&dials);
         assert_eq!(dials.len(), numbers.len());
         let cps = steady_cps(&dials);
-        let (rt, us) = status.nodes.iter().filter_map(|n| n.info.as_ref()).fold((0u64, 0u64), |(a, b), i| (a + i.coordination.round_trips, b + i.coordination.round_trip_us));
+        let (rt, us) = status
+            .nodes
+            .iter()
+            .filter_map(|n| n.info.as_ref())
+            .fold((0u64, 0u64), |(a, b), i| (a + i.coordination.round_trips, b + i.coordination.round_trip_us));
         eprintln!(
             "BENCH nodes={nodes} originates={} steady_cps={cps:.1} redis_round_trips_per_originate={:.2} mean_round_trip_us={:.0} redis_us_per_originate={:.0}",
             dials.len(),

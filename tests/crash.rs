@@ -101,14 +101,17 @@ async fn kill_9_at_300_live_calls_then_restart_dials_no_number_twice_and_loses_n
     assert_eq!(rows.len(), 400);
     let hist = rig.store.count("SELECT COUNT(*) FROM auto_call_histories WHERE task_id = ?", &task).await.expect("h");
     assert_eq!(hist, 400, "exactly one history row per number");
-    let open = rig.store.count("SELECT COUNT(*) FROM dial_ledger WHERE task_id = ? AND state <> 'finalized'", &task).await.expect("l");
-    assert_eq!(open, 0, "every ledger attempt settled");
-    let adopted = rig
+    let open = rig
         .store
-        .count("SELECT COUNT(*) FROM records WHERE task_id = ?", &task)
+        .count("SELECT COUNT(*) FROM dial_ledger WHERE task_id = ? AND state <> 'finalized'", &task)
         .await
-        .expect("records");
-    assert!(adopted >= live_at_kill as i64 - 5, "adopted live calls were finalized from their real hangup ({adopted} records)");
+        .expect("l");
+    assert_eq!(open, 0, "every ledger attempt settled");
+    let adopted = rig.store.count("SELECT COUNT(*) FROM records WHERE task_id = ?", &task).await.expect("records");
+    assert!(
+        adopted >= live_at_kill as i64 - 5,
+        "adopted live calls were finalized from their real hangup ({adopted} records)"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -167,7 +170,10 @@ async fn kill_9_between_hangups_and_their_commit_loses_no_record() {
     assert_eq!(records, 60, "every answered call has exactly one record, with its transcript");
     let reconciled = rig
         .store
-        .count("SELECT COUNT(*) FROM auto_call_histories WHERE task_id = ? AND call_status = 'reconciled after restart'", &task)
+        .count(
+            "SELECT COUNT(*) FROM auto_call_histories WHERE task_id = ? AND call_status = 'reconciled after restart'",
+            &task,
+        )
         .await
         .expect("rec");
     assert_eq!(reconciled, 0, "results came from the spool, not from guessing");

@@ -53,11 +53,13 @@ async fn demo_campaign_finalizes_every_number_and_agrees_with_the_database() {
 
     // One record per answered call, each with contiguous detail rows.
     assert_eq!(Some(&s.records), s.statuses.get("1"));
-    let recs = sqlx::query(store.sql("SELECT id, rounds, level_name, recordfile, hangup_disposition FROM records WHERE task_id = ?"))
-        .bind(&s.task_id)
-        .fetch_all(store.pool())
-        .await
-        .expect("records");
+    let recs = sqlx::query(
+        store.sql("SELECT id, rounds, level_name, recordfile, hangup_disposition FROM records WHERE task_id = ?"),
+    )
+    .bind(&s.task_id)
+    .fetch_all(store.pool())
+    .await
+    .expect("records");
     assert_eq!(recs.len() as i64, s.records);
     let mut details = 0;
     for r in &recs {
@@ -66,14 +68,15 @@ async fn demo_campaign_finalizes_every_number_and_agrees_with_the_database() {
         assert!(level.is_some(), "record {id} has a level");
         let file: Option<String> = r.try_get("recordfile").expect("file");
         assert!(file.is_some_and(|f| f.ends_with(".wav")), "record {id} has a recording path");
-        let seqs: Vec<i64> = sqlx::query(store.sql("SELECT sequence FROM record_details WHERE record_id = ? ORDER BY sequence"))
-            .bind(&id)
-            .fetch_all(store.pool())
-            .await
-            .expect("details")
-            .iter()
-            .map(|d| d.try_get("sequence").expect("seq"))
-            .collect();
+        let seqs: Vec<i64> =
+            sqlx::query(store.sql("SELECT sequence FROM record_details WHERE record_id = ? ORDER BY sequence"))
+                .bind(&id)
+                .fetch_all(store.pool())
+                .await
+                .expect("details")
+                .iter()
+                .map(|d| d.try_get("sequence").expect("seq"))
+                .collect();
         assert!(!seqs.is_empty(), "record {id} has detail rows");
         assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>());
         details += seqs.len() as i64;

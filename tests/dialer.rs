@@ -55,11 +55,13 @@ async fn recycled_statuses_are_redialled_then_final() {
     for n in &nums {
         assert_eq!(rig.dials_of(n), 3, "{n}: first attempt + recycle_limit 2");
     }
-    let hist = rig.store.count("SELECT COUNT(*) FROM auto_call_histories WHERE task_id = ?", &task).await.expect("count");
+    let hist =
+        rig.store.count("SELECT COUNT(*) FROM auto_call_histories WHERE task_id = ?", &task).await.expect("count");
     assert_eq!(hist, 12, "one history row per attempt");
     let st = rig.store.status_counts(&task).await.expect("counts");
     assert_eq!(st.get(&8), Some(&4));
-    let attempts = rig.store.count("SELECT MIN(attempts) FROM autodialer_number WHERE task_id = ?", &task).await.expect("min");
+    let attempts =
+        rig.store.count("SELECT MIN(attempts) FROM autodialer_number WHERE task_id = ?", &task).await.expect("min");
     assert_eq!(attempts, 3);
 }
 
@@ -84,7 +86,8 @@ async fn nothing_is_dialled_outside_the_window() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(rig.sim.stats().originates, 0, "window closed: no originate");
     store.set_task_dial_time(&task, None).await.expect("detach");
-    let end = tokio::time::timeout(Duration::from_secs(10), handle).await.expect("finishes").expect("join").expect("run");
+    let end =
+        tokio::time::timeout(Duration::from_secs(10), handle).await.expect("finishes").expect("join").expect("run");
     assert_eq!(end, RunEnd::Completed);
     assert_eq!(rig.sim.stats().originates, 5, "dialled once the window opened");
 }
@@ -104,7 +107,12 @@ async fn pause_and_resume_take_effect_within_a_second() {
     let paused_at = std::time::Instant::now();
     let end = tokio::time::timeout(Duration::from_secs(5), handle).await.expect("stops").expect("join").expect("run");
     assert_eq!(end, RunEnd::Paused);
-    let after_pause = rig.sim.originate_log().iter().filter(|r| r.at_ms > chrono::Utc::now().timestamp_millis() - paused_at.elapsed().as_millis() as i64 + 1100).count();
+    let after_pause = rig
+        .sim
+        .originate_log()
+        .iter()
+        .filter(|r| r.at_ms > chrono::Utc::now().timestamp_millis() - paused_at.elapsed().as_millis() as i64 + 1100)
+        .count();
     assert_eq!(after_pause, 0, "no originate more than 1.1 s after the pause");
     let n_paused = rig.sim.stats().originates;
     assert!(n_paused < 40);
@@ -140,7 +148,9 @@ async fn blacklist_prefix_and_callee_limit_hold_dials_back_with_a_reason() {
     let st = rig.store.status_counts(&a).await.expect("counts");
     assert_eq!(st.get(&11), Some(&2), "blacklist and blocked prefix end as 11");
     let blocked = rig.store.blocked_dials(&a).await.expect("blocked");
-    assert!(blocked.iter().any(|(n, rule, reason)| n == &prefixed && rule == "blocked_prefix" && reason.contains("95")));
+    assert!(blocked
+        .iter()
+        .any(|(n, rule, reason)| n == &prefixed && rule == "blocked_prefix" && reason.contains("95")));
     // Task B may not call the same person again within 5 minutes.
     let (rb, _c2, _p2) = rig.runner(compliance, no_recycle());
     let hb = tokio::spawn(async move { rb.run(&b).await });
@@ -148,7 +158,10 @@ async fn blacklist_prefix_and_callee_limit_hold_dials_back_with_a_reason() {
     assert_eq!(rig.dials_of(&shared), 1, "callee limit across tasks");
     hb.abort();
     let blocked = rig.store.blocked_dials(&rig_task_b(&rig, &shared).await).await.expect("blocked");
-    assert!(blocked.iter().any(|(n, rule, reason)| n == &shared && rule == "callee_limit" && reason.contains("limit 1")), "{blocked:?}");
+    assert!(
+        blocked.iter().any(|(n, rule, reason)| n == &shared && rule == "callee_limit" && reason.contains("limit 1")),
+        "{blocked:?}"
+    );
 }
 
 async fn rig_task_b(rig: &Rig, number: &str) -> String {
@@ -233,11 +246,13 @@ async fn random_assignment_and_append_mode_end_action() {
     let rig = Rig::new(mix(Fate::Busy), 10.0).await;
     let nums = rig.numbers(30, 0);
     let task = rig.task(&nums, 50, 100.0, 0).await;
-    sqlx::query(rig.store.sql("UPDATE autodialer_task SET random_assignment_number = 1, end_action = 2 WHERE uuid = ?"))
-        .bind(&task)
-        .execute(rig.store.pool())
-        .await
-        .expect("update");
+    sqlx::query(
+        rig.store.sql("UPDATE autodialer_task SET random_assignment_number = 1, end_action = 2 WHERE uuid = ?"),
+    )
+    .bind(&task)
+    .execute(rig.store.pool())
+    .await
+    .expect("update");
     let (runner, _c, _p) = rig.runner(no_limits(), no_recycle());
     let runner = std::sync::Arc::new(runner);
     let (r2, t2) = (runner.clone(), task.clone());

@@ -67,9 +67,12 @@ async fn callbacks_reach_a_recovering_receiver_exactly_once_each_and_are_signed(
     let fx = Fixture::new().await;
     let success = fx.task(12).await; // type 2: answered calls only
     let records = fx.task(6).await; // type 3: every attempt
-    // The receiver fails its first 40 requests: every early event is retried.
+                                    // The receiver fails its first 40 requests: every early event is retried.
     let rx = Receiver::start(40).await;
-    fx.store.set_task_notify(&success[0].task_id, Some(&rx.url("/hangup_notify")), 2, Some(&rx.url("/stop"))).await.expect("notify");
+    fx.store
+        .set_task_notify(&success[0].task_id, Some(&rx.url("/hangup_notify")), 2, Some(&rx.url("/stop")))
+        .await
+        .expect("notify");
     fx.store.set_task_notify(&records[0].task_id, Some(&rx.url("/records")), 3, None).await.expect("notify");
 
     let cancel = CancellationToken::new();
@@ -106,7 +109,8 @@ async fn callbacks_reach_a_recovering_receiver_exactly_once_each_and_are_signed(
         async move {
             let mut delivered = 0;
             for t in &tasks {
-                delivered += store.outbox_events(t).await.expect("outbox").iter().filter(|e| e.state == "delivered").count();
+                delivered +=
+                    store.outbox_events(t).await.expect("outbox").iter().filter(|e| e.state == "delivered").count();
             }
             delivered == total
         }
@@ -147,7 +151,9 @@ async fn callbacks_reach_a_recovering_receiver_exactly_once_each_and_are_signed(
                 assert!(d["customer_data"]["name"].as_str().is_some_and(|n| n.starts_with("客户")));
                 let url = d["voice_url"].as_str().expect("voice_url");
                 let key = url.split("key=").nth(1).expect("key");
-                let path = voxdial::finalize::recordings::verify_voice_key(key, chrono::Utc::now().timestamp(), b"voice").expect("key");
+                let path =
+                    voxdial::finalize::recordings::verify_voice_key(key, chrono::Utc::now().timestamp(), b"voice")
+                        .expect("key");
                 assert!(path.starts_with("/rec/2025-01-01/138"));
             }
             "/records" => {
@@ -244,7 +250,8 @@ async fn database_outage_spools_calls_and_writes_each_once_after_recovery() {
     let task = nums[0].task_id.clone();
     fx.store.set_task_notify(&task, Some("http://127.0.0.1:9/notify"), 3, None).await.expect("notify");
     let cancel = CancellationToken::new();
-    let fin = Finalizer::start_with(fx.store.clone(), options(&fx.dir.path().join("spool")), cancel.clone()).expect("finalizer");
+    let fin = Finalizer::start_with(fx.store.clone(), options(&fx.dir.path().join("spool")), cancel.clone())
+        .expect("finalizer");
 
     // Before the outage: written directly.
     assert!(!fin.finalize(fx.call(&nums[0], 1, true)).await.expect("finalize").spooled);
@@ -271,7 +278,11 @@ async fn database_outage_spools_calls_and_writes_each_once_after_recovery() {
 
     assert_eq!(fx.count("SELECT COUNT(*) FROM auto_call_histories WHERE task_id = ?", &task).await, 11);
     for u in &uuids {
-        assert_eq!(fx.count("SELECT COUNT(*) FROM auto_call_histories WHERE call_id = ?", u).await, 1, "history of {u}");
+        assert_eq!(
+            fx.count("SELECT COUNT(*) FROM auto_call_histories WHERE call_id = ?", u).await,
+            1,
+            "history of {u}"
+        );
         assert_eq!(fx.count("SELECT COUNT(*) FROM webhook_outbox WHERE callid = ?", u).await, 1, "event of {u}");
     }
     let row = sqlx::query("SELECT status, callid, attempts FROM autodialer_number WHERE id = ?")
@@ -328,7 +339,10 @@ async fn spooled_calls_survive_a_restart_and_are_replayed_once() {
     for u in &uuids {
         assert_eq!(fx.count("SELECT COUNT(*) FROM records WHERE callid = ?", u).await, 1);
     }
-    let segs = std::fs::read_dir(&spool).expect("dir").filter(|e| e.as_ref().is_ok_and(|e| e.file_name().to_string_lossy().starts_with("seg-"))).count();
+    let segs = std::fs::read_dir(&spool)
+        .expect("dir")
+        .filter(|e| e.as_ref().is_ok_and(|e| e.file_name().to_string_lossy().starts_with("seg-")))
+        .count();
     assert_eq!(segs, 0, "drained segments are removed");
     cancel.cancel();
 }

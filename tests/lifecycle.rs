@@ -99,7 +99,10 @@ async fn sigterm_with_live_calls_drains_hangs_up_finalizes_and_exits_0() {
     let nums = rig.numbers(400, 0);
     let task = rig.task(&nums, 60, 40.0, 0).await;
     let port = free_port();
-    let cfg = write_config(&rig, &format!("[metrics]\nlisten = \"127.0.0.1:{port}\"\n\n[lifecycle]\ndrain_secs = 1\nflush_secs = 20\n"));
+    let cfg = write_config(
+        &rig,
+        &format!("[metrics]\nlisten = \"127.0.0.1:{port}\"\n\n[lifecycle]\ndrain_secs = 1\nflush_secs = 20\n"),
+    );
     let log = rig.dir.path().join("daemon.log");
     let mut child = daemon(&cfg, &log);
     wait_ready(port, &log).await;
@@ -115,7 +118,11 @@ async fn sigterm_with_live_calls_drains_hangs_up_finalizes_and_exits_0() {
     // Draining: not ready any more, still healthy.
     tokio::time::sleep(Duration::from_millis(300)).await;
     if child.try_wait().expect("wait").is_none() {
-        assert_eq!(http_get(&format!("http://127.0.0.1:{port}/readyz")).await.0, 503, "draining node reports not ready");
+        assert_eq!(
+            http_get(&format!("http://127.0.0.1:{port}/readyz")).await.0,
+            503,
+            "draining node reports not ready"
+        );
         assert_eq!(http_get(&format!("http://127.0.0.1:{port}/healthz")).await.0, 200);
     }
     let st = wait_exit(&mut child, Duration::from_secs(60), &log).await;
@@ -130,7 +137,8 @@ async fn sigterm_with_live_calls_drains_hangs_up_finalizes_and_exits_0() {
     let ledger = count(&rig, "SELECT COUNT(*) FROM dial_ledger WHERE task_id = ?", &task).await;
     let open = count(&rig, "SELECT COUNT(*) FROM dial_ledger WHERE task_id = ? AND state <> 'finalized'", &task).await;
     let hist = count(&rig, "SELECT COUNT(*) FROM auto_call_histories WHERE task_id = ?", &task).await;
-    let claimed = count(&rig, "SELECT COUNT(*) FROM autodialer_number WHERE task_id = ? AND claimed_by IS NOT NULL", &task).await;
+    let claimed =
+        count(&rig, "SELECT COUNT(*) FROM autodialer_number WHERE task_id = ? AND claimed_by IS NOT NULL", &task).await;
     assert_eq!(open, 0, "every ledger attempt finalized");
     assert_eq!(ledger, originated, "one ledger row per originate the simulator saw");
     assert_eq!(hist, originated, "one history row per originate");
@@ -143,7 +151,12 @@ async fn sigterm_with_live_calls_drains_hangs_up_finalizes_and_exits_0() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_after_a_small_campaign_name_every_series() {
     let mix = FateMix {
-        weights: vec![(Fate::Answer(Persona::Interested), 3), (Fate::Answer(Persona::Refuser), 2), (Fate::Busy, 1), (Fate::NoAnswer, 1)],
+        weights: vec![
+            (Fate::Answer(Persona::Interested), 3),
+            (Fate::Answer(Persona::Refuser), 2),
+            (Fate::Busy, 1),
+            (Fate::NoAnswer, 1),
+        ],
     };
     let rig = Rig::new(mix, 8.0).await;
     let nums = rig.numbers(30, 0);
@@ -196,7 +209,8 @@ async fn metrics_after_a_small_campaign_name_every_series() {
 }
 
 fn check(cfg: &Path) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_voxdial")).args(["check", "--config"]).arg(cfg).output().expect("check runs");
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_voxdial")).args(["check", "--config"]).arg(cfg).output().expect("check runs");
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     (out.status.success(), text)
 }
@@ -223,7 +237,9 @@ async fn check_passes_a_good_config_and_names_each_problem() {
     assert!(text.contains("refused the password"), "{text}");
 
     // Unreachable database (nothing listens on port 1).
-    let body = std::fs::read_to_string(&good).expect("read").replace(&rig.db_url, "postgres://voxdial:secret@127.0.0.1:1/voxdial");
+    let body = std::fs::read_to_string(&good)
+        .expect("read")
+        .replace(&rig.db_url, "postgres://voxdial:secret@127.0.0.1:1/voxdial");
     let bad_db = rig.dir.path().join("bad-db.toml");
     std::fs::write(&bad_db, body).expect("write");
     let (ok, text) = check(&bad_db);
@@ -259,8 +275,12 @@ async fn check_passes_a_good_config_and_names_each_problem() {
 #[test]
 fn the_shipped_example_config_is_valid() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/voxdial.toml");
-    let cfg = voxdial::config::Config::from_toml(&std::fs::read_to_string(&path).expect("read"), "voxdial.toml", std::iter::empty())
-        .expect("deploy/voxdial.toml parses and validates");
+    let cfg = voxdial::config::Config::from_toml(
+        &std::fs::read_to_string(&path).expect("read"),
+        "voxdial.toml",
+        std::iter::empty(),
+    )
+    .expect("deploy/voxdial.toml parses and validates");
     assert_eq!(cfg.lines.len(), 1);
     assert_eq!(cfg.compliance.limits.len(), 2);
     assert!(cfg.log.mask_numbers);
@@ -275,7 +295,8 @@ async fn sighup_reloads_calling_hours_without_a_restart() {
     // A calling window that is closed now (UTC hours two to three from now).
     let h = chrono::Utc::now().format("%H").to_string().parse::<u32>().expect("hour");
     let (a, b) = if h <= 20 { (h + 2, h + 3) } else { (h - 3, h - 2) };
-    let closed = format!("[compliance]\ntimezone = \"UTC\"\ncalling_hours = [\"{a:02}:00\", \"{b:02}:00\"]\nlimits = []\n");
+    let closed =
+        format!("[compliance]\ntimezone = \"UTC\"\ncalling_hours = [\"{a:02}:00\", \"{b:02}:00\"]\nlimits = []\n");
     let port = free_port();
     let base = write_config(&rig, &format!("[metrics]\nlisten = \"127.0.0.1:{port}\"\n"));
     let text = std::fs::read_to_string(&base).expect("read").replace("[compliance]\nlimits = []\n", &closed);

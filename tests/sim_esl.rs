@@ -33,7 +33,10 @@ async fn api_commands_answer_like_freeswitch() {
     assert_eq!(c.api("show channels as json").await.expect("api"), "{\"row_count\": 0}\n");
     assert_eq!(c.api("uuid_exists 5ca1ab1e-0000-4000-8000-000000000001").await.expect("api"), "false");
     assert_eq!(c.api("uuid_kill 5ca1ab1e-0000-4000-8000-000000000001").await.expect("api"), "-ERR No such channel!\n");
-    let r = c.api("originate {origination_uuid=x1}sofia/gateway/nosuchgw/18651683344 robot XML default").await.expect("api");
+    let r = c
+        .api("originate {origination_uuid=x1}sofia/gateway/nosuchgw/18651683344 robot XML default")
+        .await
+        .expect("api");
     assert_eq!(r, "-ERR INVALID_GATEWAY\n");
     assert_eq!(s.stats().originates, 1, "the simulator logs refused originates too");
 }
@@ -46,7 +49,9 @@ async fn busy_callee_gives_486_and_err_user_busy() {
     let uuid = "5ca1ab1e-0000-4000-8000-00000000000b";
     let mut ev = c.subscribe_call(uuid);
     let job = c
-        .bgapi(&format!("originate {{origination_uuid={uuid},originate_timeout=8}}sofia/gateway/voxdial-sim/{n} robot XML default"))
+        .bgapi(&format!(
+            "originate {{origination_uuid={uuid},originate_timeout=8}}sofia/gateway/voxdial-sim/{n} robot XML default"
+        ))
         .await
         .expect("bgapi");
     let mut names = Vec::new();
@@ -74,12 +79,18 @@ async fn answered_call_plays_and_is_killed() {
     let uuid = "5ca1ab1e-0000-4000-8000-00000000000a";
     let mut ev = c.subscribe_call(uuid);
     let job = c
-        .bgapi(&format!("originate {{origination_uuid={uuid},originate_timeout=8}}sofia/gateway/voxdial-sim/{n} robot XML default"))
+        .bgapi(&format!(
+            "originate {{origination_uuid={uuid},originate_timeout=8}}sofia/gateway/voxdial-sim/{n} robot XML default"
+        ))
         .await
         .expect("bgapi");
     next(&mut ev, "CHANNEL_ANSWER").await;
     let park = next(&mut ev, "CHANNEL_PARK").await;
-    assert_eq!(park.header("Caller-Caller-ID-Number").as_deref(), Some(n.as_str()), "caller profile swapped after answer");
+    assert_eq!(
+        park.header("Caller-Caller-ID-Number").as_deref(),
+        Some(n.as_str()),
+        "caller profile swapped after answer"
+    );
     assert_eq!(job.result().await.expect("job"), format!("+OK {uuid}\n"));
     assert_eq!(c.api(&format!("uuid_exists {uuid}")).await.expect("api"), "true");
     assert_eq!(c.api(&format!("uuid_broadcast {uuid} /tmp/a.wav aleg")).await.expect("api"), "+OK Message sent\n");

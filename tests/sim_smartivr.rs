@@ -60,12 +60,18 @@ async fn simulated_robot_module_converses_over_http() {
         }
     }
     assert_eq!(by_persona.len(), personas.len());
-    let rows: Vec<(String, BTreeMap<String, String>)> =
-        by_persona.values().map(|n| (n.clone(), BTreeMap::from([("name".to_string(), "王先生".to_string())]))).collect();
+    let rows: Vec<(String, BTreeMap<String, String>)> = by_persona
+        .values()
+        .map(|n| (n.clone(), BTreeMap::from([("name".to_string(), "王先生".to_string())])))
+        .collect();
     store.import_numbers(TASK, &rows).await.unwrap();
 
     let cancel = CancellationToken::new();
-    let cfg = SmartivrConfig { journal_dir: dir.path().join("journal"), durability: Durability::Write, ..SmartivrConfig::default() };
+    let cfg = SmartivrConfig {
+        journal_dir: dir.path().join("journal"),
+        durability: Durability::Write,
+        ..SmartivrConfig::default()
+    };
     let state = SmartivrState::start(store.clone(), cfg, cancel.clone()).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/smartivr", listener.local_addr().unwrap());
@@ -110,7 +116,11 @@ async fn simulated_robot_module_converses_over_http() {
     for r in rows {
         let callee: String = r.try_get("callee").unwrap();
         let e = calls.entry(callee).or_insert_with(|| {
-            (r.try_get::<Option<String>, _>("level_name").unwrap().unwrap_or_default(), r.try_get("rounds").unwrap(), vec![])
+            (
+                r.try_get::<Option<String>, _>("level_name").unwrap().unwrap_or_default(),
+                r.try_get("rounds").unwrap(),
+                vec![],
+            )
         });
         let seq: i64 = r.try_get("sequence").unwrap();
         assert_eq!(seq, e.2.len() as i64 + 1, "sequences are contiguous");
@@ -122,7 +132,12 @@ async fn simulated_robot_module_converses_over_http() {
     }
     let call = |p: Persona| &calls[&by_persona[&p]];
     let answers = |p: Persona| -> Vec<String> {
-        call(p).2.iter().filter(|d| !d.2.is_empty()).map(|d| d.2.rsplit(':').next().unwrap_or_default().to_string()).collect()
+        call(p)
+            .2
+            .iter()
+            .filter(|d| !d.2.is_empty())
+            .map(|d| d.2.rsplit(':').next().unwrap_or_default().to_string())
+            .collect()
     };
     let notifies = |p: Persona| -> Vec<String> { call(p).2.iter().map(|d| d.0.clone()).collect() };
 
@@ -136,7 +151,11 @@ async fn simulated_robot_module_converses_over_http() {
     assert_eq!(answers(Persona::Silent), ["u-open", "u-no-speech", "u-no-speech", "u-closing"]);
     assert!(notifies(Persona::Silent).iter().skip(1).all(|n| n == "playback_result"));
     assert_eq!(call(Persona::Silent).1, 0, "no rounds without speech");
-    assert!(answers(Persona::Mumbler).iter().any(|a| a == "u-not-understood" || a == "u-open"), "{:?}", call(Persona::Mumbler));
+    assert!(
+        answers(Persona::Mumbler).iter().any(|a| a == "u-not-understood" || a == "u-open"),
+        "{:?}",
+        call(Persona::Mumbler)
+    );
     // Barge-in: the interrupter's partial results are kept as asrprogress rows.
     assert!(notifies(Persona::Interrupter).iter().any(|n| n == "asrprogress_notify"));
     assert_eq!(answers(Persona::Interrupter).get(1).map(String::as_str), Some("u-intro"));

@@ -39,9 +39,12 @@ fn fixture(name: &str) -> Vec<u8> {
 
 /// `NAME` or `NAME(app)` for CHANNEL_EXECUTE*, `NAME(state)` for CHANNEL_STATE.
 fn label(e: &Event) -> String {
-    let name = e.name().map(|s| s.into_owned()).unwrap_or_else(|| format!("CUSTOM {}", e.subclass().unwrap_or_default()));
+    let name =
+        e.name().map(|s| s.into_owned()).unwrap_or_else(|| format!("CUSTOM {}", e.subclass().unwrap_or_default()));
     match name.as_str() {
-        "CHANNEL_EXECUTE" | "CHANNEL_EXECUTE_COMPLETE" => format!("{name}({})", e.header("Application").unwrap_or_default()),
+        "CHANNEL_EXECUTE" | "CHANNEL_EXECUTE_COMPLETE" => {
+            format!("{name}({})", e.header("Application").unwrap_or_default())
+        }
         "CHANNEL_STATE" => format!("{name}({})", e.header("Channel-State").unwrap_or_default()),
         "CHANNEL_CALLSTATE" => format!("{name}({})", e.header("Channel-Call-State").unwrap_or_default()),
         _ => name,
@@ -143,7 +146,15 @@ fn p(phase: Phase) -> Step {
     Step::Phase(phase)
 }
 
-fn refuse(file: &'static str, uuid: &'static str, dialed: &'static str, cause: &str, q850: u16, code: u16, phrase: &str) -> Scenario {
+fn refuse(
+    file: &'static str,
+    uuid: &'static str,
+    dialed: &'static str,
+    cause: &str,
+    q850: u16,
+    code: u16,
+    phrase: &str,
+) -> Scenario {
     Scenario {
         file,
         uuid,
@@ -193,8 +204,24 @@ fn scenarios() -> Vec<Scenario> {
                 p(Phase::HangupComplete),
             ],
         },
-        refuse("busy-486-plain.esl", "5ca1ab1e-0000-4000-8000-00000000000b", "18651680486", "USER_BUSY", 17, 486, "Busy Here"),
-        refuse("not-found-404-plain.esl", "5ca1ab1e-0000-4000-8000-00000000000c", "18651680404", "UNALLOCATED_NUMBER", 1, 404, "Not Found"),
+        refuse(
+            "busy-486-plain.esl",
+            "5ca1ab1e-0000-4000-8000-00000000000b",
+            "18651680486",
+            "USER_BUSY",
+            17,
+            486,
+            "Busy Here",
+        ),
+        refuse(
+            "not-found-404-plain.esl",
+            "5ca1ab1e-0000-4000-8000-00000000000c",
+            "18651680404",
+            "UNALLOCATED_NUMBER",
+            1,
+            404,
+            "Not Found",
+        ),
         refuse(
             "unavailable-480-plain.esl",
             "5ca1ab1e-0000-4000-8000-00000000000d",
@@ -204,7 +231,15 @@ fn scenarios() -> Vec<Scenario> {
             480,
             "Temporarily Unavailable",
         ),
-        refuse("decline-603-plain.esl", "5ca1ab1e-0000-4000-8000-00000000000e", "18651680603", "CALL_REJECTED", 21, 603, "Decline"),
+        refuse(
+            "decline-603-plain.esl",
+            "5ca1ab1e-0000-4000-8000-00000000000e",
+            "18651680603",
+            "CALL_REJECTED",
+            21,
+            603,
+            "Decline",
+        ),
         refuse(
             "service-unavailable-503-plain.esl",
             "5ca1ab1e-0000-4000-8000-000000000010",
@@ -334,7 +369,9 @@ fn json_answered_call_matches_fixture() {
             .steps
             .into_iter()
             .map(|s| match s {
-                Step::Phase(Phase::RobotDialplan { .. }) => robot("18651683344", "5ca1ab1e-0000-4000-8000-0000000000a2"),
+                Step::Phase(Phase::RobotDialplan { .. }) => {
+                    robot("18651683344", "5ca1ab1e-0000-4000-8000-0000000000a2")
+                }
                 other => other,
             })
             .collect(),
@@ -409,7 +446,17 @@ fn hangup_cause_and_sip_outcome() {
 
 #[test]
 fn timing_variables_only_on_hangup_complete_and_destroy() {
-    let timing = ["duration", "billsec", "mduration", "billmsec", "progresssec", "answersec", "waitsec", "uduration", "flow_billsec"];
+    let timing = [
+        "duration",
+        "billsec",
+        "mduration",
+        "billmsec",
+        "progresssec",
+        "answersec",
+        "waitsec",
+        "uduration",
+        "flow_billsec",
+    ];
     let sc = scenario("answered-plain.esl");
     let (bytes, ch) = render(&sc, Format::Plain, &all);
     for e in call_events(events(&bytes), sc.uuid) {
@@ -520,10 +567,10 @@ fn non_channel_events_match_fixtures() {
         let want = fixture_event(file, |e| e.name().as_deref() == Some("API"));
         assert_eq!(diff_names(&names(&want), &names(&api)), None, "API {fmt:?}");
         let hb = events(&r.heartbeat(fmt, 3, 40)).remove(0);
-        let want = fixture_event(
-            if fmt == Format::Plain { "idle-heartbeat-plain.esl" } else { "answered-json.esl" },
-            |e| e.name().as_deref() == Some("HEARTBEAT"),
-        );
+        let want =
+            fixture_event(if fmt == Format::Plain { "idle-heartbeat-plain.esl" } else { "answered-json.esl" }, |e| {
+                e.name().as_deref() == Some("HEARTBEAT")
+            });
         assert_eq!(diff_names(&names(&want), &names(&hb)), None, "HEARTBEAT {fmt:?}");
         assert_eq!(hb.header("Session-Count").as_deref(), Some("3"));
     }
@@ -541,7 +588,12 @@ fn sendevent_custom_shapes_match_fixture() {
     let fired = events(&r.custom_event(
         Format::Plain,
         "voxdial::asr",
-        &[("Command", "sendevent CUSTOM"), ("ASR-Text", "请稍后再打来"), ("Speech-Type", "begin-speaking"), ("Event-UUID", "e1")],
+        &[
+            ("Command", "sendevent CUSTOM"),
+            ("ASR-Text", "请稍后再打来"),
+            ("Speech-Type", "begin-speaking"),
+            ("Event-UUID", "e1"),
+        ],
         None,
         None,
     ))
@@ -554,7 +606,12 @@ fn sendevent_custom_shapes_match_fixture() {
     let mut ch = new_channel(&sc);
     let r2 = Renderer::new("x");
     let mut sink = BytesMut::new();
-    for ph in [Phase::Originate, Phase::Ringing, Phase::Answer, Phase::RobotDialplan { record_path: record_path(sc.dialed, sc.uuid) }] {
+    for ph in [
+        Phase::Originate,
+        Phase::Ringing,
+        Phase::Answer,
+        Phase::RobotDialplan { record_path: record_path(sc.dialed, sc.uuid) },
+    ] {
         r2.phase(Format::Plain, &ph, &mut ch, &all, &mut sink);
     }
     let body = "请稍后再打来\n";
@@ -600,7 +657,13 @@ fn detected_speech_shapes_match_fixture() {
     }
     assert!(out.is_empty(), "nothing subscribed, nothing rendered");
     r.phase(Format::Plain, &Phase::SpeechBegin, &mut ch, &all, &mut out);
-    r.phase(Format::Plain, &Phase::SpeechDetected { text: "yes i am interested".into(), confidence: 100 }, &mut ch, &all, &mut out);
+    r.phase(
+        Format::Plain,
+        &Phase::SpeechDetected { text: "yes i am interested".into(), confidence: 100 },
+        &mut ch,
+        &all,
+        &mut out,
+    );
     let got = events(&out);
     assert_eq!(got.len(), 2);
     for (w, g) in fx.iter().zip(&got) {

@@ -196,11 +196,20 @@ async fn a_whole_call_is_answered_and_recorded() {
     assert!(opening.contains("王先生"), "{{$name}} filled from the number: {opening}");
 
     // The opening and its wait ran out in silence.
-    let r = c.post(notify("playback_result", id, num, json!({"message": "FILE PLAYED", "asrstate": false, "hangup": false}))).await;
+    let r = c
+        .post(notify("playback_result", id, num, json!({"message": "FILE PLAYED", "asrstate": false, "hangup": false})))
+        .await;
     assert_eq!(r["action"], "playback");
     assert_eq!(r["params"]["prompt"], json!(["/audio/audio-no-speech.wav"]));
 
-    let r = c.post(notify("asrprogress_notify", id, num, json!({"message": "1.可以;", "asrtextall": "1.可以;", "playstate": true}))).await;
+    let r = c
+        .post(notify(
+            "asrprogress_notify",
+            id,
+            num,
+            json!({"message": "1.可以;", "asrtextall": "1.可以;", "playstate": true}),
+        ))
+        .await;
     assert_eq!(r["action"], "noop");
     let r = c.post(notify("asrmessage_notify", id, num, said("1.可以;2.你说;"))).await;
     assert_eq!(r["params"]["prompt"], json!(["/audio/audio-intro.wav"]));
@@ -237,7 +246,10 @@ async fn a_whole_call_is_answered_and_recorded() {
     let u: Vec<String> = usable(&rows).into_iter().map(|r| r.notify).collect();
     assert_eq!(u, vec!["enter", "playback_result", "asrmessage_notify", "asrmessage_notify", "asrmessage_notify"]);
 
-    let rec = sqlx::query(srv.store.sql("SELECT rounds, level_name, callee, bill, number_id, hangup_disposition FROM records WHERE callid = ?"))
+    let rec =
+        sqlx::query(srv.store.sql(
+            "SELECT rounds, level_name, callee, bill, number_id, hangup_disposition FROM records WHERE callid = ?",
+        ))
         .bind(id)
         .fetch_one(srv.store.pool())
         .await
@@ -272,10 +284,7 @@ async fn a_hangup_mid_sentence_keeps_the_partial_result() {
     c.post(notify("leave", id, num, json!({"hangup_disposition": "recv_bye"}))).await;
     let rows = wait_rows(&srv.store, id).await;
     let u: Vec<(String, i64)> = usable(&rows).into_iter().map(|r| (r.notify, r.question_index)).collect();
-    assert_eq!(
-        u,
-        vec![("enter".into(), 0), ("asrmessage_notify".into(), 1), ("asrprogress_notify".into(), 2)]
-    );
+    assert_eq!(u, vec![("enter".into(), 0), ("asrmessage_notify".into(), 1), ("asrprogress_notify".into(), 2)]);
     srv.cancel.cancel();
 }
 
@@ -324,7 +333,9 @@ async fn concurrent_calls_keep_their_own_state() {
             assert!(r["after_params"]["prompt"][0].as_str().unwrap().contains(&name));
             let accept = i % 2 == 0;
             if accept {
-                for (text, next) in [("1.可以;", "audio-intro"), ("1.有兴趣;", "audio-invite"), ("1.好的;", "audio-bye-success")] {
+                for (text, next) in
+                    [("1.可以;", "audio-intro"), ("1.有兴趣;", "audio-invite"), ("1.好的;", "audio-bye-success")]
+                {
                     let r = c.post(notify("asrmessage_notify", &id, &num, said(text))).await;
                     assert_eq!(r["params"]["prompt"], json!([format!("/audio/{next}.wav")]), "call {id}");
                     tokio::task::yield_now().await;

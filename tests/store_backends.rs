@@ -154,10 +154,7 @@ async fn fresh(kind: Kind) -> Option<Db> {
     let (create, url) = match kind {
         Kind::Postgres => {
             let sep = if admin_url.contains('?') { '&' } else { '?' };
-            (
-                format!("CREATE SCHEMA {name}"),
-                format!("{admin_url}{sep}options=-c%20search_path%3D{name}"),
-            )
+            (format!("CREATE SCHEMA {name}"), format!("{admin_url}{sep}options=-c%20search_path%3D{name}"))
         }
         Kind::MySql => (
             format!("CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"),
@@ -281,7 +278,15 @@ fn detail(seq: i64, question: &str) -> DetailWrite {
 }
 
 /// An answered call of number `number_id` with a record and `details` rows.
-fn answered(task_id: &str, number_id: i64, number: &str, score: i64, rounds: i64, level: &str, details: usize) -> CallWrite {
+fn answered(
+    task_id: &str,
+    number_id: i64,
+    number: &str,
+    score: i64,
+    rounds: i64,
+    level: &str,
+    details: usize,
+) -> CallWrite {
     let callid = uuid::Uuid::new_v4().to_string();
     CallWrite {
         callid: callid.clone(),
@@ -556,11 +561,13 @@ async fn write_call_is_idempotent_per_callid(db: &Db) {
         .expect("state");
     assert_eq!(state, "finalized");
     // The number row carries the call (bill and duration in ms).
-    let r = sqlx::query(s.sql("SELECT status, bill, duration, callid, attempts, claimed_by FROM autodialer_number WHERE id = ?"))
-        .bind(ids[0])
-        .fetch_one(s.pool())
-        .await
-        .expect("number");
+    let r = sqlx::query(
+        s.sql("SELECT status, bill, duration, callid, attempts, claimed_by FROM autodialer_number WHERE id = ?"),
+    )
+    .bind(ids[0])
+    .fetch_one(s.pool())
+    .await
+    .expect("number");
     assert_eq!(r.try_get::<i64, _>("status").expect("status"), 1);
     assert_eq!(r.try_get::<i64, _>("bill").expect("bill"), 95_000);
     assert_eq!(r.try_get::<i64, _>("duration").expect("duration"), 100_000);
@@ -612,7 +619,11 @@ async fn write_calls_batch_matches_write_call(db: &Db) {
             2 => unanswered(&tid, *id, &number_of(i), 3),
             _ => CallWrite { redial_in_secs: Some(600), ..unanswered(&tid, *id, &number_of(i), 4) },
         };
-        if i < 20 { single.push(c) } else { batch.push(c) }
+        if i < 20 {
+            single.push(c)
+        } else {
+            batch.push(c)
+        }
     }
     for c in &single {
         assert!(s.write_call(c).await.expect("write_call"));
@@ -753,11 +764,13 @@ async fn unicode_survives_the_round_trip(db: &Db) {
         r.details[0].question = text.into();
     }
     assert!(s.write_call(&c).await.expect("write"));
-    let r = sqlx::query(s.sql("SELECT d.question, r.level_name FROM record_details d JOIN records r ON r.id = d.record_id WHERE d.callid = ?"))
-        .bind(&c.callid)
-        .fetch_one(s.pool())
-        .await
-        .expect("row");
+    let r = sqlx::query(s.sql(
+        "SELECT d.question, r.level_name FROM record_details d JOIN records r ON r.id = d.record_id WHERE d.callid = ?",
+    ))
+    .bind(&c.callid)
+    .fetch_one(s.pool())
+    .await
+    .expect("row");
     assert_eq!(r.try_get::<String, _>("question").expect("q"), text);
     assert_eq!(r.try_get::<String, _>("level_name").expect("l"), "A级😀");
     // Case-sensitive like SQLite and PostgreSQL (utf8mb4_bin on MySQL).

@@ -134,8 +134,12 @@ pub fn operator_of(n: &str) -> i64 {
         return 0;
     }
     let p3 = &n[..3];
-    const YD: &[&str] = &["134", "135", "136", "137", "138", "139", "147", "148", "150", "151", "152", "157", "158", "159", "172", "178", "182", "183", "184", "187", "188", "195", "197", "198"];
-    const LT: &[&str] = &["130", "131", "132", "145", "146", "155", "156", "166", "167", "171", "175", "176", "185", "186", "196"];
+    const YD: &[&str] = &[
+        "134", "135", "136", "137", "138", "139", "147", "148", "150", "151", "152", "157", "158", "159", "172", "178",
+        "182", "183", "184", "187", "188", "195", "197", "198",
+    ];
+    const LT: &[&str] =
+        &["130", "131", "132", "145", "146", "155", "156", "166", "167", "171", "175", "176", "185", "186", "196"];
     const DX: &[&str] = &["133", "149", "153", "173", "174", "177", "180", "181", "189", "190", "191", "193", "199"];
     if YD.contains(&p3) {
         1
@@ -150,7 +154,13 @@ pub fn operator_of(n: &str) -> i64 {
 
 /// Import into `task_id` (the caller checked it is the tenant's) from
 /// `reader`. `tenant` names the blacklist family.
-pub async fn import<R>(store: &Store, task_id: &str, tenant: &str, reader: R, format: Format) -> Result<ImportReport, ImportError>
+pub async fn import<R>(
+    store: &Store,
+    task_id: &str,
+    tenant: &str,
+    reader: R,
+    format: Format,
+) -> Result<ImportReport, ImportError>
 where
     R: AsyncRead + Send + Unpin + 'static,
 {

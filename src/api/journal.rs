@@ -209,7 +209,11 @@ pub struct Recovered {
 }
 
 enum Msg {
-    Append { buf: Vec<u8>, open: Option<String>, ack: oneshot::Sender<Result<(), String>> },
+    Append {
+        buf: Vec<u8>,
+        open: Option<String>,
+        ack: oneshot::Sender<Result<(), String>>,
+    },
     /// The call's rows are in the database.
     Done(String),
 }
@@ -336,7 +340,13 @@ struct Writer {
 }
 
 impl Writer {
-    fn new(dir: PathBuf, node: String, seq: u64, durability: Durability, mut segments: BTreeSet<u64>) -> Result<Writer, JournalError> {
+    fn new(
+        dir: PathBuf,
+        node: String,
+        seq: u64,
+        durability: Durability,
+        mut segments: BTreeSet<u64>,
+    ) -> Result<Writer, JournalError> {
         let path = seg_path(&dir, &node, seq);
         let file = OpenOptions::new()
             .create(true)
@@ -480,8 +490,7 @@ impl Writer {
             self.size += buf.len() as u64;
             self.dirty = true;
         }
-        let due = self.durability == Durability::Fsync
-            || self.last_sync.elapsed() >= Duration::from_millis(10);
+        let due = self.durability == Durability::Fsync || self.last_sync.elapsed() >= Duration::from_millis(10);
         if self.dirty && due {
             self.file.sync_data().map_err(|e| e.to_string())?;
             self.dirty = false;

@@ -92,7 +92,11 @@ pub fn router(state: SmartivrState) -> Router {
 }
 
 /// Serve the API on `listener` until `cancel`, then finish in-flight requests.
-pub async fn serve_http(listener: tokio::net::TcpListener, state: SmartivrState, cancel: CancellationToken) -> Result<(), ApiError> {
+pub async fn serve_http(
+    listener: tokio::net::TcpListener,
+    state: SmartivrState,
+    cancel: CancellationToken,
+) -> Result<(), ApiError> {
     use axum::serve::ListenerExt;
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);

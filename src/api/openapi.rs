@@ -80,7 +80,11 @@ pub fn document() -> Value {
             .params
             .iter()
             .map(|(name, loc, ty, req, desc)| {
-                let schema = if *ty == "array" { json!({"type": "array", "items": {"type": "string"}}) } else { json!({"type": ty}) };
+                let schema = if *ty == "array" {
+                    json!({"type": "array", "items": {"type": "string"}})
+                } else {
+                    json!({"type": ty})
+                };
                 json!({"name": name, "in": loc, "required": req, "description": desc, "schema": schema})
             })
             .collect();

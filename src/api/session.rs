@@ -79,7 +79,11 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl SmartivrState {
     /// Open the journal, finalize the calls an earlier run left open, and
     /// start the finalizer and the idle sweeper (both stop on `cancel`).
-    pub async fn start(store: Store, cfg: SmartivrConfig, cancel: CancellationToken) -> Result<SmartivrState, ApiError> {
+    pub async fn start(
+        store: Store,
+        cfg: SmartivrConfig,
+        cancel: CancellationToken,
+    ) -> Result<SmartivrState, ApiError> {
         let (journal, recovered) = Journal::open(&cfg.journal_dir, &cfg.node_id, cfg.durability)?;
         let script = match cfg.fallback_group {
             Some(g) => store.load_script(g).await?,
@@ -93,7 +97,8 @@ impl SmartivrState {
             recycle_limit: 0,
             script: Arc::new(script),
         });
-        let finalizer = Finalizer::start(store.clone(), StatusRules::default(), RecyclePolicy::default(), cancel.clone());
+        let finalizer =
+            Finalizer::start(store.clone(), StatusRules::default(), RecyclePolicy::default(), cancel.clone());
         let st = SmartivrState {
             inner: Arc::new(Inner {
                 cfg,
@@ -178,7 +183,11 @@ impl SmartivrState {
                     script: Arc::new(s),
                 })),
                 Err(e) => {
-                    tracing::warn!(flowid, "task's script group {} not loadable ({e}); using the fallback script", t.group_id);
+                    tracing::warn!(
+                        flowid,
+                        "task's script group {} not loadable ({e}); using the fallback script",
+                        t.group_id
+                    );
                     None
                 }
             },
@@ -216,11 +225,13 @@ impl SmartivrState {
     /// The number's row: id, attempts so far and script variables.
     async fn number_row(&self, task_id: &str, number: &str) -> Option<(i64, i64, HashMap<String, String>)> {
         let store = &self.inner.store;
-        let r = sqlx::query(store.sql("SELECT id, attempts, variables FROM autodialer_number WHERE task_id = ? AND number = ?"))
-            .bind(task_id)
-            .bind(number)
-            .fetch_optional(store.pool())
-            .await;
+        let r = sqlx::query(
+            store.sql("SELECT id, attempts, variables FROM autodialer_number WHERE task_id = ? AND number = ?"),
+        )
+        .bind(task_id)
+        .bind(number)
+        .fetch_optional(store.pool())
+        .await;
         match r {
             Ok(Some(r)) => {
                 let id: i64 = r.try_get("id").ok()?;
@@ -437,9 +448,7 @@ impl SmartivrState {
 /// A call's result from its journal metadata and transcript.
 fn call_result(e: &EnterLine, details: Vec<Detail>, summary: Summary, leave: Option<&LeaveInfo>) -> CallResult {
     let end_ms = leave.map_or_else(|| details.last().map_or(e.at_ms, |d| d.at_ms), |l| l.at_ms);
-    let talk_ms = leave
-        .and_then(|l| l.duration_s)
-        .map_or((end_ms - e.at_ms).max(0), |s| s.max(0) * 1000);
+    let talk_ms = leave.and_then(|l| l.duration_s).map_or((end_ms - e.at_ms).max(0), |s| s.max(0) * 1000);
     CallResult {
         uuid: e.callid.clone(),
         task_id: e.task_id.clone(),

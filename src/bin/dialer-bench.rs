@@ -77,7 +77,11 @@ async fn main() -> Result<()> {
     let import_s = t0.elapsed().as_secs_f64();
 
     let esl = EslClient::connect(ClientConfig::new(a.sim_addr.clone(), "ClueCon")).await?;
-    let probe = EslClient::connect(ClientConfig { events: vec!["HEARTBEAT".into()], ..ClientConfig::new(a.sim_addr.clone(), "ClueCon") }).await?;
+    let probe = EslClient::connect(ClientConfig {
+        events: vec!["HEARTBEAT".into()],
+        ..ClientConfig::new(a.sim_addr.clone(), "ClueCon")
+    })
+    .await?;
     let cancel = CancellationToken::new();
     let finalizer = Finalizer::start(store.clone(), Default::default(), RecyclePolicy::default(), cancel.clone());
     let progress = Arc::new(Progress::default());
@@ -130,8 +134,17 @@ async fn main() -> Result<()> {
     println!("target CPS                 {}", a.cps);
     println!("achieved CPS ({:.0} s window) {:.2} ({:+.2} %)", end.0 - begin.0, cps, (cps - a.cps) / a.cps * 100.0);
     println!("originates / finished      {} / {}", end.1, finished);
-    println!("simulator peak live        {} (maximumcall {}, breaches {})", peak, a.maximumcall, i64::from(peak > a.maximumcall));
-    println!("daemon CPU                 {:.2} s = {:.3} ms per finished call", cpu, cpu * 1000.0 / finished.max(1) as f64);
+    println!(
+        "simulator peak live        {} (maximumcall {}, breaches {})",
+        peak,
+        a.maximumcall,
+        i64::from(peak > a.maximumcall)
+    );
+    println!(
+        "daemon CPU                 {:.2} s = {:.3} ms per finished call",
+        cpu,
+        cpu * 1000.0 / finished.max(1) as f64
+    );
     println!("daemon peak RSS            {:.1} MB", voxdial::benchutil::peak_rss_mb("self"));
     Ok(())
 }

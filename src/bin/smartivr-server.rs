@@ -62,14 +62,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
         Err(StoreError::TaskNotFound(_)) => {
             let script = Script::from_json(SAMPLE_SCRIPT)?;
             let group_id = store.save_script(user, &script).await?;
-            store.create_task(&Task {
-                maximumcall: 500,
-                call_per_second: 50.0,
-                originate_timeout: 30,
-                origination_caller_id_number: "02160001234".into(),
-                ..Task::new(args.task.clone(), "smartivr bench", user, group_id)
-            })
-            .await?;
+            store
+                .create_task(&Task {
+                    maximumcall: 500,
+                    call_per_second: 50.0,
+                    originate_timeout: 30,
+                    origination_caller_id_number: "02160001234".into(),
+                    ..Task::new(args.task.clone(), "smartivr bench", user, group_id)
+                })
+                .await?;
             if args.numbers > 0 {
                 let rows: Vec<(String, BTreeMap<String, String>)> = (0..args.numbers)
                     .map(|n| (format!("186{n:08}"), BTreeMap::from([("name".to_string(), format!("客户{n}"))])))
@@ -88,7 +89,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let cancel = CancellationToken::new();
     let state = SmartivrState::start(store, cfg, cancel.clone()).await?;
     let listener = tokio::net::TcpListener::bind(&args.addr).await?;
-    eprintln!("smartivr-server pid {} on http://{}/smartivr (data {})", std::process::id(), listener.local_addr()?, dir.display());
+    eprintln!(
+        "smartivr-server pid {} on http://{}/smartivr (data {})",
+        std::process::id(),
+        listener.local_addr()?,
+        dir.display()
+    );
     let c = cancel.clone();
     tokio::spawn(async move {
         let _ = tokio::signal::ctrl_c().await;

@@ -88,7 +88,8 @@ async fn bulk_numbers(s: &Store, task_id: &str, n: usize) -> Result<Vec<(i64, St
         );
         let mut query = sqlx::query(s.sql(&q));
         for i in start..start + rows {
-            query = query.bind(task_id.to_string()).bind(format!("139{i:08}")).bind("").bind(now.clone()).bind(now.clone());
+            query =
+                query.bind(task_id.to_string()).bind(format!("139{i:08}")).bind("").bind(now.clone()).bind(now.clone());
         }
         query.execute(s.pool()).await?;
     }
@@ -202,11 +203,7 @@ async fn insert_run(s: &Store, calls: Vec<CallWrite>, batch: usize, concurrency:
 async fn bulk_records(s: &Store, task_id: &str, n: usize) -> Result<()> {
     // Pseudo-random but deterministic columns from the row number g.
     let cols = |g: &str| {
-        (
-            format!("(({g} * 7919) % 101)"),
-            format!("((({g} * 104729) % 300001))"),
-            format!("(({g} * 31) % 21)"),
-        )
+        (format!("(({g} * 7919) % 101)"), format!("((({g} * 104729) % 300001))"), format!("(({g} * 31) % 21)"))
     };
     match s.backend() {
         Backend::Postgres => {
@@ -231,7 +228,13 @@ async fn bulk_records(s: &Store, task_id: &str, n: usize) -> Result<()> {
                      DATE_FORMAT(TIMESTAMP '2020-01-01 00:00:00' + INTERVAL ((seq * 7777) % 7776000) SECOND, '%Y-%m-%d %H:%i:%s'), \
                      {bill}, {rounds}, 'A级', '2020-01-01 00:00:00', '2020-01-01 00:00:00' FROM seq_{lo}_to_{hi}"
                 );
-                sqlx::query(sqlx::AssertSqlSafe(q)).bind(task_id).bind(task_id).bind(USER).bind(task_id).execute(s.pool()).await?;
+                sqlx::query(sqlx::AssertSqlSafe(q))
+                    .bind(task_id)
+                    .bind(task_id)
+                    .bind(USER)
+                    .bind(task_id)
+                    .execute(s.pool())
+                    .await?;
             }
             sqlx::query("ANALYZE TABLE records").execute(s.pool()).await?;
         }

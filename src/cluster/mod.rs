@@ -196,7 +196,12 @@ impl Cluster {
     /// Connect (or start degraded when Redis is unreachable), write the
     /// first heartbeat and start the heartbeat and pub/sub tasks. `None`
     /// when no `redis_url` is configured.
-    pub async fn start(cfg: &ClusterConfig, node: &str, store: Store, cancel: CancellationToken) -> Result<Option<Cluster>, ClusterError> {
+    pub async fn start(
+        cfg: &ClusterConfig,
+        node: &str,
+        store: Store,
+        cancel: CancellationToken,
+    ) -> Result<Option<Cluster>, ClusterError> {
         let Some(url) = cfg.redis_url.clone() else { return Ok(None) };
         cfg.validate().map_err(ClusterError::Config)?;
         let client = redis::Client::open(url.as_str())?;
@@ -274,9 +279,12 @@ impl Cluster {
             .set_response_timeout(Some(t))
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_millis(200));
-        let cm = tokio::time::timeout(t * 2, redis::aio::ConnectionManager::new_with_config(self.inner.client.clone(), cm_cfg))
-            .await
-            .map_err(|_| redis::RedisError::from((redis::ErrorKind::Io, "connect timed out")))??;
+        let cm = tokio::time::timeout(
+            t * 2,
+            redis::aio::ConnectionManager::new_with_config(self.inner.client.clone(), cm_cfg),
+        )
+        .await
+        .map_err(|_| redis::RedisError::from((redis::ErrorKind::Io, "connect timed out")))??;
         *lock(&self.inner.conn) = Some(cm);
         Ok(())
     }
@@ -289,7 +297,8 @@ impl Cluster {
     fn mark_down(&self, why: &str) {
         let prev = self.inner.mode.swap(DOWN, Ordering::AcqRel);
         if prev != DOWN {
-            let held: HashMap<String, usize> = lock(&self.inner.held).iter().map(|(k, m)| (k.clone(), m.len())).collect();
+            let held: HashMap<String, usize> =
+                lock(&self.inner.held).iter().map(|(k, m)| (k.clone(), m.len())).collect();
             *lock(&self.inner.down_since) = (Some(Instant::now()), held);
             self.inner.degraded.fetch_add(1, Ordering::Relaxed);
             tracing::error!(
@@ -447,18 +456,16 @@ impl Cluster {
         Some(Verdict::Defer {
             until: chrono::Utc::now() + chrono::Duration::milliseconds(wait_ms.max(0) + 1000),
             rule: "callee_limit",
-            reason: format!("{} calls to this number within {} s across the cluster (limit {})", l.max_calls, l.per_secs, l.max_calls),
+            reason: format!(
+                "{} calls to this number within {} s across the cluster (limit {})",
+                l.max_calls, l.per_secs, l.max_calls
+            ),
         })
     }
 
     /// Count an originate towards its gateway's achieved CPS.
     pub fn note_originate(&self, dial_string: &str) {
-        let gw = dial_string
-            .split("sofia/gateway/")
-            .nth(1)
-            .and_then(|r| r.split('/').next())
-            .unwrap_or("")
-            .to_string();
+        let gw = dial_string.split("sofia/gateway/").nth(1).and_then(|r| r.split('/').next()).unwrap_or("").to_string();
         if gw.is_empty() {
             return;
         }
@@ -549,7 +556,11 @@ impl Cluster {
 
     /// Snapshot of held slots, by set key.
     fn held_snapshot(&self) -> Vec<(String, Vec<String>)> {
-        lock(&self.inner.held).iter().filter(|(_, m)| !m.is_empty()).map(|(k, m)| (k.clone(), m.iter().cloned().collect())).collect()
+        lock(&self.inner.held)
+            .iter()
+            .filter(|(_, m)| !m.is_empty())
+            .map(|(k, m)| (k.clone(), m.iter().cloned().collect()))
+            .collect()
     }
 
     /// Redis part of a heartbeat: node key, slot renewal, mode changes.
@@ -589,7 +600,8 @@ impl Cluster {
             Err(e) => self.mark_down(&e.to_string()),
             Ok(()) if mode == DOWN => {
                 self.inner.mode.store(REJOINING, Ordering::Release);
-                *lock(&self.inner.rejoin_at) = Some(Instant::now() + Duration::from_millis(self.inner.cfg.heartbeat_ms * 2 + 200));
+                *lock(&self.inner.rejoin_at) =
+                    Some(Instant::now() + Duration::from_millis(self.inner.cfg.heartbeat_ms * 2 + 200));
                 tracing::warn!(node = %self.inner.node, "Redis is reachable again: live slots re-registered; rejoining the shared limits shortly");
             }
             Ok(()) if mode == REJOINING => {
@@ -653,7 +665,12 @@ impl Cluster {
 
     pub(crate) async fn redis_node_alive(&self, node: &str) -> Option<bool> {
         let mut conn = self.shared()?;
-        redis::cmd("EXISTS").arg(self.key(&format!("node:{node}"))).query_async::<i64>(&mut conn).await.ok().map(|n| n > 0)
+        redis::cmd("EXISTS")
+            .arg(self.key(&format!("node:{node}")))
+            .query_async::<i64>(&mut conn)
+            .await
+            .ok()
+            .map(|n| n > 0)
     }
 }
 

@@ -86,12 +86,14 @@ pub(crate) async fn heartbeat(c: &Cluster) -> Result<(), StoreError> {
 pub(crate) async fn leave(c: &Cluster) {
     let store = c.store();
     let now = now_str();
-    let _ = sqlx::query(store.sql("UPDATE cluster_nodes SET expires_at = ?, heartbeat_at = ?, live_calls = 0 WHERE node_id = ?"))
-        .bind(&now)
-        .bind(&now)
-        .bind(c.node_id())
-        .execute(store.pool())
-        .await;
+    let _ = sqlx::query(
+        store.sql("UPDATE cluster_nodes SET expires_at = ?, heartbeat_at = ?, live_calls = 0 WHERE node_id = ?"),
+    )
+    .bind(&now)
+    .bind(&now)
+    .bind(c.node_id())
+    .execute(store.pool())
+    .await;
 }
 
 /// What one takeover pass did.
@@ -221,7 +223,8 @@ pub async fn status(store: &Store, cfg: &ClusterConfig) -> Result<ClusterStatus,
     for r in rows {
         let node_id: String = r.try_get("node_id").map_err(StoreError::from)?;
         let expires: String = r.try_get("expires_at").map_err(StoreError::from)?;
-        let mut info: Option<NodeInfo> = serde_json::from_str(&r.try_get::<String, _>("info").map_err(StoreError::from)?).ok();
+        let mut info: Option<NodeInfo> =
+            serde_json::from_str(&r.try_get::<String, _>("info").map_err(StoreError::from)?).ok();
         let mut alive = expires >= now;
         if let Some(conn) = redis_conn.as_mut() {
             let v: Option<String> = redis::cmd("GET")
@@ -235,16 +238,21 @@ pub async fn status(store: &Store, cfg: &ClusterConfig) -> Result<ClusterStatus,
                 info = serde_json::from_str(&v).ok().or(info);
             }
         }
-        let open = sqlx::query(store.sql(
-            "SELECT COUNT(*) AS n FROM dial_ledger WHERE node_id = ? AND state NOT IN ('finalized', 'failed')",
-        ))
-        .bind(&node_id)
-        .fetch_one(store.pool())
-        .await
-        .map_err(StoreError::from)?
-        .try_get("n")
-        .map_err(StoreError::from)?;
-        let live_calls = if alive { info.as_ref().map_or(r.try_get("live_calls").map_err(StoreError::from)?, |i| i.live_calls) } else { 0 };
+        let open =
+            sqlx::query(store.sql(
+                "SELECT COUNT(*) AS n FROM dial_ledger WHERE node_id = ? AND state NOT IN ('finalized', 'failed')",
+            ))
+            .bind(&node_id)
+            .fetch_one(store.pool())
+            .await
+            .map_err(StoreError::from)?
+            .try_get("n")
+            .map_err(StoreError::from)?;
+        let live_calls = if alive {
+            info.as_ref().map_or(r.try_get("live_calls").map_err(StoreError::from)?, |i| i.live_calls)
+        } else {
+            0
+        };
         if alive {
             out.live_calls += live_calls;
             if let Some(i) = &info {

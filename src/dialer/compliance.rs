@@ -55,9 +55,16 @@ impl ComplianceConfig {
 pub enum Verdict {
     Allow,
     /// Not now: due again at `until`.
-    Defer { until: DateTime<Utc>, rule: &'static str, reason: String },
+    Defer {
+        until: DateTime<Utc>,
+        rule: &'static str,
+        reason: String,
+    },
     /// Never: the number gets status 11.
-    Block { rule: &'static str, reason: String },
+    Block {
+        rule: &'static str,
+        reason: String,
+    },
 }
 
 /// Serializes "check the per-callee limit, then write the ledger row" per
@@ -82,7 +89,12 @@ impl DialGate {
 
 /// Check `number` against the rules. The per-callee limit counts ledger rows,
 /// i.e. every originate of every task, including calls still in progress.
-pub async fn check(store: &Store, cfg: &ComplianceConfig, number: &str, now: DateTime<Utc>) -> Result<Verdict, StoreError> {
+pub async fn check(
+    store: &Store,
+    cfg: &ComplianceConfig,
+    number: &str,
+    now: DateTime<Utc>,
+) -> Result<Verdict, StoreError> {
     if let Some(p) = cfg.blocked_prefixes.iter().find(|p| !p.is_empty() && number.starts_with(p.as_str())) {
         return Ok(Verdict::Block { rule: "blocked_prefix", reason: format!("number prefix {p} is blocked") });
     }
@@ -140,6 +152,10 @@ mod tests {
             }
             v => panic!("expected a deferral, got {v:?}"),
         }
-        assert_eq!(check(&store, &cfg, "13800000002", now).await.expect("check"), Verdict::Allow, "other numbers unaffected");
+        assert_eq!(
+            check(&store, &cfg, "13800000002", now).await.expect("check"),
+            Verdict::Allow,
+            "other numbers unaffected"
+        );
     }
 }

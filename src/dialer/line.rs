@@ -198,7 +198,8 @@ impl Lines {
 
     /// Lines whose caps hold across the cluster (see [`LineGate::start_clustered`]).
     pub fn start_clustered(cfgs: &[LineConfig], cluster: Option<crate::cluster::Cluster>) -> Lines {
-        let gates = cfgs.iter().map(|c| (c.name.clone(), LineGate::start_clustered(c.clone(), cluster.clone()))).collect();
+        let gates =
+            cfgs.iter().map(|c| (c.name.clone(), LineGate::start_clustered(c.clone(), cluster.clone()))).collect();
         Lines { gates: Arc::new(RwLock::new(gates)), cluster }
     }
 

@@ -20,8 +20,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use voxdial_esl::EslClient;
 
-use crate::finalize::Finalizer;
 pub use self::live::{Live, LiveSender};
+use crate::finalize::Finalizer;
 
 use self::compliance::ComplianceConfig;
 use crate::store::{Claimed, Store, StoreError, Task};
@@ -156,7 +156,9 @@ impl Backoff {
     pub fn record(&mut self, overload: bool) -> bool {
         let now = Instant::now();
         self.recent.push_back((now, overload));
-        while self.recent.len() > 50 || self.recent.front().is_some_and(|(t, _)| now.duration_since(*t) > Duration::from_secs(10)) {
+        while self.recent.len() > 50
+            || self.recent.front().is_some_and(|(t, _)| now.duration_since(*t) > Duration::from_secs(10))
+        {
             self.recent.pop_front();
         }
         if !overload {
@@ -164,7 +166,8 @@ impl Backoff {
         }
         self.last_overload = Some(now);
         let bad = self.recent.iter().filter(|(_, o)| *o).count();
-        if bad >= 3 && bad * 5 >= self.recent.len() && now.duration_since(self.last_step) >= Duration::from_millis(500) {
+        if bad >= 3 && bad * 5 >= self.recent.len() && now.duration_since(self.last_step) >= Duration::from_millis(500)
+        {
             self.factor = (self.factor / 2.0).max(0.05);
             self.last_step = now;
             return true;
@@ -203,10 +206,7 @@ fn split_vars(s: &str) -> (Vec<String>, &str) {
 pub fn originate_command(task: &Task, number: &str, uuid: &str, record_path: &str, default_gateway: &str) -> String {
     let (mut vars, fmt) = split_vars(&task.dial_format);
     let (extra, _) = split_vars(&task.originate_variables);
-    let mut all = vec![
-        format!("origination_uuid={uuid}"),
-        format!("originate_timeout={}", task.originate_timeout),
-    ];
+    let mut all = vec![format!("origination_uuid={uuid}"), format!("originate_timeout={}", task.originate_timeout)];
     if !task.origination_caller_id_number.is_empty() {
         all.push(format!("origination_caller_id_number={}", task.origination_caller_id_number));
     }
@@ -214,11 +214,8 @@ pub fn originate_command(task: &Task, number: &str, uuid: &str, record_path: &st
     all.push(format!("voxdial_record_path={record_path}"));
     all.append(&mut vars);
     all.extend(extra);
-    let url = if fmt.is_empty() {
-        format!("sofia/gateway/{default_gateway}/{number}")
-    } else {
-        fmt.replace("%s", number)
-    };
+    let url =
+        if fmt.is_empty() { format!("sofia/gateway/{default_gateway}/{number}") } else { fmt.replace("%s", number) };
     format!(
         "originate {{{}}}{url} {} {} {}",
         all.join(","),
@@ -278,7 +275,8 @@ struct Ended {
 fn is_overload(facts: &crate::finalize::status::HangupFacts) -> bool {
     let refused_locally = facts.hangup_cause.is_none()
         && matches!(facts.originate_error.as_deref(), Some("DESTINATION_OUT_OF_ORDER") | Some("SYSTEM_SHUTDOWN"));
-    refused_locally || facts.hangup_cause.as_deref() == Some("NORMAL_TEMPORARY_FAILURE") && facts.sip_term_status.is_none()
+    refused_locally
+        || facts.hangup_cause.as_deref() == Some("NORMAL_TEMPORARY_FAILURE") && facts.sip_term_status.is_none()
 }
 
 impl TaskRunner {
@@ -392,7 +390,11 @@ impl TaskRunner {
             let dcfg = self.cfg.get();
             if queue.is_empty() {
                 let random = task.random_assignment_number != 0;
-                let claimed = match self.store.claim_numbers_ordered(task_id, &dcfg.node_id, dcfg.claim_batch, dcfg.lease_secs, random).await {
+                let claimed = match self
+                    .store
+                    .claim_numbers_ordered(task_id, &dcfg.node_id, dcfg.claim_batch, dcfg.lease_secs, random)
+                    .await
+                {
                     Ok(c) => c,
                     Err(e) => {
                         // No new claims while the database is unhappy; live
@@ -568,8 +570,9 @@ impl TaskRunner {
             }
         }
         // Another node completed the task: it sent the stop notice.
-        let completed_elsewhere =
-            end == RunEnd::Paused && self.cluster.is_some() && self.store.load_task(task_id).await.is_ok_and(|t| t.start == 2);
+        let completed_elsewhere = end == RunEnd::Paused
+            && self.cluster.is_some()
+            && self.store.load_task(task_id).await.is_ok_and(|t| t.start == 2);
         if end != RunEnd::Cancelled && !completed_elsewhere {
             let reason = if end == RunEnd::Completed { "completed" } else { "paused" };
             // The stop notice is a courtesy; a failure must not fail the run.

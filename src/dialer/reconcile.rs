@@ -51,13 +51,19 @@ async fn base(store: &Store, row: &LedgerRow) -> Result<CallResult, DialerError>
 /// Reconcile the open ledger rows of `node`. Adopted calls are hung up by us
 /// (their conversation state died with the old process) and finalized from
 /// their real hangup event.
-pub async fn reconcile(store: &Store, esl: &EslClient, finalizer: &Finalizer, node: &str) -> Result<Reconciled, DialerError> {
+pub async fn reconcile(
+    store: &Store,
+    esl: &EslClient,
+    finalizer: &Finalizer,
+    node: &str,
+) -> Result<Reconciled, DialerError> {
     let mut out = Reconciled::default();
     let mut adopted = tokio::task::JoinSet::new();
     for row in store.ledger_open(node).await? {
         let mut result = base(store, &row).await?;
         let mut events = esl.subscribe_call(&row.uuid);
-        let exists = esl.api(&format!("uuid_exists {}", row.uuid)).await.map_err(|e| DialerError::Esl(e.to_string()))?;
+        let exists =
+            esl.api(&format!("uuid_exists {}", row.uuid)).await.map_err(|e| DialerError::Esl(e.to_string()))?;
         if exists.trim() == "true" {
             out.adopted += 1;
             tracing::warn!(uuid = %row.uuid, number = %crate::logging::mask_number(&row.number), "adopting a call that outlived the previous process; hanging it up");

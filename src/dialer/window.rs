@@ -104,11 +104,8 @@ impl DialWindow {
         let local = self.tz.from_utc_datetime(&now.naive_utc());
         for day in 0..=8 {
             let date = local.date_naive() + chrono::Days::new(day);
-            let starts: Vec<NaiveTime> = if self.ranges.is_empty() {
-                vec![NaiveTime::MIN]
-            } else {
-                self.ranges.iter().map(|r| r.0).collect()
-            };
+            let starts: Vec<NaiveTime> =
+                if self.ranges.is_empty() { vec![NaiveTime::MIN] } else { self.ranges.iter().map(|r| r.0).collect() };
             let mut cands: Vec<DateTime<Utc>> = starts
                 .into_iter()
                 .filter_map(|t| self.tz.from_local_datetime(&date.and_time(t)).earliest())

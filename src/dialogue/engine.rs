@@ -74,11 +74,15 @@ pub enum Action {
     /// Resume the paused prompt (what was said needs no new prompt).
     ResumePlayback,
     /// Start the listening window of `ms`.
-    Listen { ms: i64 },
+    Listen {
+        ms: i64,
+    },
     Hangup,
     /// Hand the call to an agent: an extension / agent group, or a dial
     /// string for a bridge. Empty: the transport's configured default.
-    Transfer { destination: String },
+    Transfer {
+        destination: String,
+    },
     Noop,
 }
 
@@ -329,9 +333,8 @@ impl Dialogue {
         let hangup_after = u.action.as_deref() == Some("hangup");
         let transfer = u.action.as_deref() == Some("transfer");
         self.hangup_after = hangup_after;
-        self.transfer_after = transfer.then(|| {
-            u.bridge_group_id.clone().or_else(|| script.transfer_to.clone()).unwrap_or_default()
-        });
+        self.transfer_after =
+            transfer.then(|| u.bridge_group_id.clone().or_else(|| script.transfer_to.clone()).unwrap_or_default());
         self.jump_back_pending = u.word_class != MAIN_FLOW
             && u.is_jump_back != 0
             && (u.jump_back_threshold < 0 || self.jump_backs < u.jump_back_threshold);
@@ -369,7 +372,14 @@ impl Dialogue {
         self.details.push(d);
     }
 
-    fn answer_detail(&self, notify: &'static str, action: &Action, question: String, gained: i64, tags: Vec<String>) -> Detail {
+    fn answer_detail(
+        &self,
+        notify: &'static str,
+        action: &Action,
+        question: String,
+        gained: i64,
+        tags: Vec<String>,
+    ) -> Detail {
         let (answer_id, answer_text, answer_content, word_class, answer_action) = match action {
             Action::Play { utterance_id, prompts, .. } => {
                 let u = self.script.utterance(utterance_id);
@@ -460,16 +470,17 @@ impl Dialogue {
                 if gender.is_some() {
                     self.gender = gender;
                 }
-                let (action, gained, tags, keyword) = if self.hangup_after || self.transfer_after.is_some() || self.bridged {
-                    (Action::Noop, 0, vec![], None)
-                } else if self.keyword_interrupt() && !self.is_specific(&text) {
-                    // Keyword barge-in: what was said does not call for a new
-                    // prompt, so the prompt goes on.
-                    let a = if std::mem::take(&mut self.paused) { Action::ResumePlayback } else { Action::Noop };
-                    (a, 0, vec![], None)
-                } else {
-                    self.respond(&text)
-                };
+                let (action, gained, tags, keyword) =
+                    if self.hangup_after || self.transfer_after.is_some() || self.bridged {
+                        (Action::Noop, 0, vec![], None)
+                    } else if self.keyword_interrupt() && !self.is_specific(&text) {
+                        // Keyword barge-in: what was said does not call for a new
+                        // prompt, so the prompt goes on.
+                        let a = if std::mem::take(&mut self.paused) { Action::ResumePlayback } else { Action::Noop };
+                        (a, 0, vec![], None)
+                    } else {
+                        self.respond(&text)
+                    };
                 let mut d = self.answer_detail("asrmessage_notify", &action, text, gained, tags);
                 d.speak_ms = speak_ms;
                 d.asr_elapse = asr_elapse;
@@ -622,7 +633,8 @@ impl Dialogue {
         }
         // Knowledge base: answer out of flow, stay on the current node.
         for &ki in &compiled.kb {
-            if let Some(k) = script.utterances[ki].keywords.iter().find(|k| !k.is_empty() && text.contains(k.as_str())) {
+            if let Some(k) = script.utterances[ki].keywords.iter().find(|k| !k.is_empty() && text.contains(k.as_str()))
+            {
                 return Match::Kb(ki, k.clone());
             }
         }

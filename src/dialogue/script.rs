@@ -514,7 +514,8 @@ impl Script {
         // not understood → closing) still end such calls, so only report a
         // loop when no closing handler exists.
         if h.closing.is_none() {
-            let exits = |u: &Utterance| u.action.as_deref() == Some("hangup") || u.action.as_deref() == Some("transfer");
+            let exits =
+                |u: &Utterance| u.action.as_deref() == Some("hangup") || u.action.as_deref() == Some("transfer");
             let mut can_exit: HashSet<&str> =
                 self.utterances.iter().filter(|u| exits(u)).map(|u| u.id.as_str()).collect();
             loop {

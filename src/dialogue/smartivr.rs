@@ -200,8 +200,11 @@ pub fn step_of(n: &Notify) -> Step {
         // Success is `errorcode` 0 in one lineage, `message` SUCCESS in another.
         "bridge_result" | "transfer_result" => {
             let msg = n.message.as_deref().unwrap_or("");
-            let ok = if n.errorcode.is_some() { !failed } else { msg.is_empty() || msg.eq_ignore_ascii_case("success") };
-            let cause = Some(msg.to_string()).filter(|m| !m.is_empty() && !ok).or_else(|| n.hangup_cause.clone().filter(|_| !ok));
+            let ok =
+                if n.errorcode.is_some() { !failed } else { msg.is_empty() || msg.eq_ignore_ascii_case("success") };
+            let cause = Some(msg.to_string())
+                .filter(|m| !m.is_empty() && !ok)
+                .or_else(|| n.hangup_cause.clone().filter(|_| !ok));
             Step::Feed(vec![Input::BridgeResult { ok, cause }])
         }
         "leave" => Step::Leave,
@@ -372,10 +375,8 @@ pub fn is_dial_string(dest: &str) -> bool {
 /// The prompt items of a `Play`: a recording when the content has one and no
 /// `{$var}` (a recording cannot say the callee's name), otherwise TTS text.
 pub fn prompt_items(script: &Script, utterance_id: &str, prompts: &[Prompt], audio_root: &str) -> Vec<String> {
-    let mut raw: Vec<&super::script::Content> = script
-        .utterance(utterance_id)
-        .map(|u| u.contents.iter().filter(|c| c.status).collect())
-        .unwrap_or_default();
+    let mut raw: Vec<&super::script::Content> =
+        script.utterance(utterance_id).map(|u| u.contents.iter().filter(|c| c.status).collect()).unwrap_or_default();
     raw.sort_by_key(|c| c.sort);
     prompts
         .iter()
@@ -449,7 +450,11 @@ pub fn reply_for(action: &Action, script: &Script, opts: &ReplyOptions, enter: b
             } else {
                 (
                     "transfer",
-                    Params::Transfer { destnumber: dest.to_string(), dialplan: "XML".into(), context: opts.transfer_context.clone() },
+                    Params::Transfer {
+                        destnumber: dest.to_string(),
+                        dialplan: "XML".into(),
+                        context: opts.transfer_context.clone(),
+                    },
                 )
             };
             Reply {
@@ -587,7 +592,10 @@ mod tests {
         let n = Notify::parse(br#"{"notify":"enter","callid":"c1","flowdata":"{\"a\":1}","speakms":12}"#).unwrap();
         assert_eq!(n.speakms, Some(12));
         assert_eq!(Notify::parse(br#"{"callid":"c1"}"#).unwrap_err(), NotifyError::MissingField("notify"));
-        assert_eq!(Notify::parse(br#"{"notify":"enter","callid":""}"#).unwrap_err(), NotifyError::MissingField("callid"));
+        assert_eq!(
+            Notify::parse(br#"{"notify":"enter","callid":""}"#).unwrap_err(),
+            NotifyError::MissingField("callid")
+        );
         assert!(matches!(Notify::parse(b"{nope"), Err(NotifyError::BadJson(_))));
         assert!(matches!(Notify::parse(b"[1]"), Err(NotifyError::BadJson(_))));
     }
@@ -602,8 +610,15 @@ mod tests {
             Step::Resume
         );
         assert_eq!(
-            step_of(&n(r#"{"notify":"asrmessage_notify","callid":"c","message":"1.好;2.的;","speakms":"900","asrelapse":300,"gender":1}"#)),
-            Step::Feed(vec![Input::AsrMessage { text: "好的".into(), speak_ms: 900, asr_elapse: Some(300), gender: Some(1) }])
+            step_of(&n(
+                r#"{"notify":"asrmessage_notify","callid":"c","message":"1.好;2.的;","speakms":"900","asrelapse":300,"gender":1}"#
+            )),
+            Step::Feed(vec![Input::AsrMessage {
+                text: "好的".into(),
+                speak_ms: 900,
+                asr_elapse: Some(300),
+                gender: Some(1)
+            }])
         );
         assert_eq!(
             step_of(&n(r#"{"notify":"asrmessage_notify","callid":"c","message":"1.好;","playstate":false}"#)),
@@ -644,14 +659,18 @@ mod tests {
         let prompt = r["after_params"]["prompt"][0].as_str().unwrap();
         assert!(prompt.contains("王先生"), "templated content is spoken by TTS: {prompt}");
         // A plain recording is played from the audio root.
-        let a = drive(&mut d, vec![Input::AsrMessage { text: "可以".into(), speak_ms: 1, asr_elapse: None, gender: None }]);
+        let a =
+            drive(&mut d, vec![Input::AsrMessage { text: "可以".into(), speak_ms: 1, asr_elapse: None, gender: None }]);
         let r = serde_json::to_value(reply_for(&a, &script, &opts, false)).unwrap();
         assert_eq!(r["action"], "playback");
         assert_eq!(r["params"]["prompt"], serde_json::json!(["/audio/audio-intro.wav"]));
         assert_eq!(r["params"]["wait"], 4000);
         assert!(r.get("after_action").is_none());
         // Closing: deaf, then hang up whatever happens.
-        let a = drive(&mut d, vec![Input::AsrMessage { text: "不需要".into(), speak_ms: 1, asr_elapse: None, gender: None }]);
+        let a = drive(
+            &mut d,
+            vec![Input::AsrMessage { text: "不需要".into(), speak_ms: 1, asr_elapse: None, gender: None }],
+        );
         let r = serde_json::to_value(reply_for(&a, &script, &opts, false)).unwrap();
         assert_eq!(r["action"], "playback");
         assert_eq!(r["suspend_asr"], true);

@@ -281,11 +281,7 @@ pub fn replay(script: &Script, baseline: Option<&Script>, calls: &[ReplayCall]) 
             rep.changes.push(call_change("call score", s.to_string(), score.to_string()));
         }
         if old_level.is_some() && old_level != level {
-            rep.changes.push(call_change(
-                "level",
-                old_level.unwrap_or_default(),
-                level.unwrap_or_default(),
-            ));
+            rep.changes.push(call_change("level", old_level.unwrap_or_default(), level.unwrap_or_default()));
         }
     }
     rep
@@ -302,7 +298,8 @@ pub fn read_transcript(path: &Path) -> Result<Vec<ReplayCall>, ToolError> {
         Turns(Vec<TurnIn>),
         Call(ReplayCall),
     }
-    let entries: Vec<Entry> = serde_json::from_str(&text).map_err(|source| ToolError::Transcript { path: p, source })?;
+    let entries: Vec<Entry> =
+        serde_json::from_str(&text).map_err(|source| ToolError::Transcript { path: p, source })?;
     Ok(entries
         .into_iter()
         .enumerate()
@@ -322,7 +319,9 @@ pub fn read_transcript(path: &Path) -> Result<Vec<ReplayCall>, ToolError> {
 /// `getdtmf_result`, silences) in sequence with the answers given then.
 pub async fn recorded_calls(store: &Store, task: Option<&str>, limit: i64) -> Result<Vec<ReplayCall>, ToolError> {
     let q = match task {
-        Some(_) => "SELECT id, callid, score, level_name FROM records WHERE task_id = ? ORDER BY calldate DESC, id LIMIT ?",
+        Some(_) => {
+            "SELECT id, callid, score, level_name FROM records WHERE task_id = ? ORDER BY calldate DESC, id LIMIT ?"
+        }
         None => "SELECT id, callid, score, level_name FROM records ORDER BY calldate DESC, id LIMIT ?",
     };
     let mut query = sqlx::query(store.sql(q));
@@ -418,7 +417,10 @@ mod tests {
             }
         }
         let Err(ToolError::Invalid { errors, .. }) = check(&path, Some(&audio)) else { panic!("invalid") };
-        assert!(errors.contains(&ScriptError::EmptyContent { utterance: "u-intro".into(), content: "c-intro".into() }), "{errors:?}");
+        assert!(
+            errors.contains(&ScriptError::EmptyContent { utterance: "u-intro".into(), content: "c-intro".into() }),
+            "{errors:?}"
+        );
         assert!(
             errors.iter().any(|e| matches!(e, ScriptError::MissingAudio { utterance, .. } if utterance == "u-open")),
             "{errors:?}"
@@ -432,7 +434,11 @@ mod tests {
     #[test]
     fn replay_reports_what_a_script_edit_changes() {
         let calls = vec![
-            ReplayCall { callid: "a".into(), turns: vec![TurnIn::Said("可以".into()), TurnIn::Said("发我看看".into())], ..Default::default() },
+            ReplayCall {
+                callid: "a".into(),
+                turns: vec![TurnIn::Said("可以".into()), TurnIn::Said("发我看看".into())],
+                ..Default::default()
+            },
             ReplayCall { callid: "b".into(), turns: vec![TurnIn::Said("没兴趣".into())], ..Default::default() },
         ];
         let old = sample();

@@ -99,10 +99,8 @@ pub fn build(r: &CallResult, rules: &StatusRules, recycle: &RecyclePolicy) -> Ca
         outcome.rule = "reconciled".into();
     }
     let status = outcome.status;
-    let redial = !answered
-        && !r.reconciled
-        && recycle.statuses.contains(&status.code())
-        && r.attempt <= r.recycle_limit;
+    let redial =
+        !answered && !r.reconciled && recycle.statuses.contains(&status.code()) && r.attempt <= r.recycle_limit;
     let record = if answered {
         let (summary, details) = r.dialogue.clone().unwrap_or_else(|| {
             (
@@ -260,7 +258,10 @@ pub fn is_transient(e: &StoreError) -> bool {
     match e {
         StoreError::Db(sqlx::Error::Database(d)) => !matches!(
             d.kind(),
-            ErrorKind::UniqueViolation | ErrorKind::ForeignKeyViolation | ErrorKind::NotNullViolation | ErrorKind::CheckViolation
+            ErrorKind::UniqueViolation
+                | ErrorKind::ForeignKeyViolation
+                | ErrorKind::NotNullViolation
+                | ErrorKind::CheckViolation
         ),
         StoreError::Db(
             sqlx::Error::RowNotFound
@@ -355,10 +356,9 @@ fn spool_err(e: SpoolError) -> StoreError {
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, SpoolError> + Send + 'static,
 ) -> Result<T, SpoolError> {
-    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| Err(SpoolError::Io {
-        path: "spool".into(),
-        source: std::io::Error::other(e.to_string()),
-    }))
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| Err(SpoolError::Io { path: "spool".into(), source: std::io::Error::other(e.to_string()) }))
 }
 
 impl Finalizer {
@@ -377,7 +377,11 @@ impl Finalizer {
 
     /// Start the actor with the spool of `opts.config.spool_dir` (replaying
     /// what a previous run left there) and its drainer.
-    pub fn start_with(store: Store, opts: FinalizerOptions, cancel: CancellationToken) -> Result<Finalizer, FinalizeError> {
+    pub fn start_with(
+        store: Store,
+        opts: FinalizerOptions,
+        cancel: CancellationToken,
+    ) -> Result<Finalizer, FinalizeError> {
         let spool = if opts.config.spool_dir.is_empty() {
             None
         } else {
@@ -401,7 +405,12 @@ impl Finalizer {
         })
     }
 
-    fn spawn(writer: Arc<CallWriter>, spool: Option<Arc<Spool>>, opts: FinalizerOptions, cancel: CancellationToken) -> Finalizer {
+    fn spawn(
+        writer: Arc<CallWriter>,
+        spool: Option<Arc<Spool>>,
+        opts: FinalizerOptions,
+        cancel: CancellationToken,
+    ) -> Finalizer {
         let (tx, mut rx) = mpsc::channel::<Job>(4096);
         let drain_wake = Arc::new(Notify::new());
         let tasks = TaskTracker::new();
@@ -445,10 +454,7 @@ impl Finalizer {
     /// Queue a finished call and wait until it is durably written (or spooled).
     pub async fn finalize(&self, result: CallResult) -> Result<Written, StoreError> {
         let (ack, rx) = oneshot::channel();
-        self.tx
-            .send(Job { result, ack })
-            .await
-            .map_err(|_| StoreError::Invalid("finalizer stopped".into()))?;
+        self.tx.send(Job { result, ack }).await.map_err(|_| StoreError::Invalid("finalizer stopped".into()))?;
         rx.await.map_err(|_| StoreError::Invalid("finalizer stopped".into()))?
     }
 
@@ -522,7 +528,13 @@ async fn finalize_spooled(
 /// Write spooled calls in order once the database takes them; retry with
 /// backoff while it does not. Stops between entries on `cancel`: what is
 /// left stays on disk for the next start.
-async fn drain(writer: Arc<CallWriter>, sp: Arc<Spool>, cfg: FinalizerConfig, wake: Arc<Notify>, cancel: CancellationToken) {
+async fn drain(
+    writer: Arc<CallWriter>,
+    sp: Arc<Spool>,
+    cfg: FinalizerConfig,
+    wake: Arc<Notify>,
+    cancel: CancellationToken,
+) {
     let initial = Duration::from_millis(cfg.retry_initial_ms.max(1));
     let max = Duration::from_millis(cfg.retry_max_ms.max(cfg.retry_initial_ms).max(1));
     let pause = |d: Duration| {

@@ -59,9 +59,7 @@ fn gender_str(g: Option<i64>) -> &'static str {
 }
 
 fn tag_list(tags: &[String], ctx: &NotifyContext, id_key: &str) -> Vec<Value> {
-    tags.iter()
-        .map(|t| json!({ id_key: t, "name": ctx.tag_names.get(t).cloned().unwrap_or_default() }))
-        .collect()
+    tags.iter().map(|t| json!({ id_key: t, "name": ctx.tag_names.get(t).cloned().unwrap_or_default() })).collect()
 }
 
 /// The callback events of one written call (empty when the task has no
@@ -283,7 +281,12 @@ fn dialogue_contents(c: &CallWrite, details: &[DetailWrite]) -> (Vec<Value>, i64
 }
 
 /// Seed 003 call record (camelCase), for any attempt.
-pub fn call_record(c: &CallWrite, ctx: &NotifyContext, vars: &BTreeMap<String, String>, voice_url: Option<&str>) -> Value {
+pub fn call_record(
+    c: &CallWrite,
+    ctx: &NotifyContext,
+    vars: &BTreeMap<String, String>,
+    voice_url: Option<&str>,
+) -> Value {
     let answered = c.answerdate.is_some();
     let r = c.record.as_ref();
     let tags: Vec<String> = r
@@ -387,7 +390,12 @@ pub fn call_record(c: &CallWrite, ctx: &NotifyContext, vars: &BTreeMap<String, S
 
 /// The `call_stop_notify_url` event of a task that stopped (`reason`:
 /// `completed` or `paused`); `None` without a URL.
-pub fn stop_event(ctx: &NotifyContext, reason: &str, statuses: &BTreeMap<i64, i64>, event_id: &str) -> Option<NewEvent> {
+pub fn stop_event(
+    ctx: &NotifyContext,
+    reason: &str,
+    statuses: &BTreeMap<i64, i64>,
+    event_id: &str,
+) -> Option<NewEvent> {
     let url = ctx.call_stop_notify_url.clone()?;
     let payload = json!({
         "task_id": ctx.task.uuid,
@@ -416,9 +424,7 @@ mod tests {
 
     fn ctx(url: Option<&str>, t: i64) -> NotifyContext {
         NotifyContext {
-            task: Task {
-                ..Task::new("t1", "任务", "u1", 7)
-            },
+            task: Task { ..Task::new("t1", "任务", "u1", 7) },
             call_notify_url: url.map(str::to_string),
             call_notify_type: t,
             call_stop_notify_url: Some("http://h/stop".into()),
@@ -427,7 +433,10 @@ mod tests {
             user_type: 4,
             master_user_id: "u1".into(),
             tag_names: BTreeMap::from([("7:t".to_string(), "有意向".to_string())]),
-            levels: BTreeMap::from([("7:l".to_string(), ("A级".to_string(), Some("有意向".to_string()), Some("#f00".to_string())))]),
+            levels: BTreeMap::from([(
+                "7:l".to_string(),
+                ("A级".to_string(), Some("有意向".to_string()), Some("#f00".to_string())),
+            )]),
         }
     }
 
@@ -507,11 +516,31 @@ mod tests {
         let v = success_callback(&call(true), &ctx(None, 2), &vars, Some("http://h/v?key=k")).expect("answered");
         assert_eq!(v["count"], 1);
         let d = &v["data"][0];
-        assert_has(d, &[
-            "calldate", "answerdate", "bill", "duration", "callid", "customer_id", "master_user_id", "user_id", "type",
-            "intention_results", "rounds", "score", "number_data", "group", "task", "user", "level", "tags",
-            "customer_data", "voice_url",
-        ]);
+        assert_has(
+            d,
+            &[
+                "calldate",
+                "answerdate",
+                "bill",
+                "duration",
+                "callid",
+                "customer_id",
+                "master_user_id",
+                "user_id",
+                "type",
+                "intention_results",
+                "rounds",
+                "score",
+                "number_data",
+                "group",
+                "task",
+                "user",
+                "level",
+                "tags",
+                "customer_data",
+                "voice_url",
+            ],
+        );
         assert_has(&d["number_data"], &["number", "hangupdate", "province", "city", "operator"]);
         assert_has(&d["customer_data"], &["name", "email", "company", "extra"]);
         assert_eq!((d["bill"].as_i64(), d["duration"].as_i64()), (Some(43), Some(49)), "seconds, as seed 002");
@@ -525,48 +554,187 @@ mod tests {
     fn record_detail_has_seed_000_001_fields() {
         let v = record_detail(&call(true), &ctx(Some("http://h"), 1), None).expect("answered");
         let rec = &v["info"]["record"];
-        assert_has(rec, &[
-            "id", "task_id", "group_id", "callid", "score", "callee", "caller_number", "duration", "error_code", "gender",
-            "level_id", "calldate", "bill", "hangupcause", "hangupdate", "answerdate", "recordfile", "bridge_callid",
-            "bridge_number", "bridge_calldate", "bridge_answerdate", "hangup_disposition", "rounds", "level_name",
-            "intention_results", "level", "gender_str", "hangup_disposition_str",
-        ]);
+        assert_has(
+            rec,
+            &[
+                "id",
+                "task_id",
+                "group_id",
+                "callid",
+                "score",
+                "callee",
+                "caller_number",
+                "duration",
+                "error_code",
+                "gender",
+                "level_id",
+                "calldate",
+                "bill",
+                "hangupcause",
+                "hangupdate",
+                "answerdate",
+                "recordfile",
+                "bridge_callid",
+                "bridge_number",
+                "bridge_calldate",
+                "bridge_answerdate",
+                "hangup_disposition",
+                "rounds",
+                "level_name",
+                "intention_results",
+                "level",
+                "gender_str",
+                "hangup_disposition_str",
+            ],
+        );
         assert_eq!(rec["bill"], 43_400, "ms, as seed 000");
         assert_eq!(rec["level"], json!({ "id": "7:l", "name": "A级", "alias": "有意向", "color": "#f00" }));
         assert_eq!((rec["gender_str"].as_str(), rec["hangup_disposition_str"].as_str()), (Some("男"), Some("客户")));
-        assert_has(&v["records"][1], &[
-            "id", "record_id", "task_id", "notify", "callid", "error_code", "asrtype", "callee", "gender", "asr_elapse",
-            "record_ms", "volume_gain", "question", "split_question", "question_index", "speak_ms", "play_ms", "keyword",
-            "answer_id", "answer_text", "answer_content", "word_class", "answer_action", "score", "sequence", "created_at",
-            "updated_at", "bridge_status", "user_id", "tags", "download_voice", "voice",
-        ]);
+        assert_has(
+            &v["records"][1],
+            &[
+                "id",
+                "record_id",
+                "task_id",
+                "notify",
+                "callid",
+                "error_code",
+                "asrtype",
+                "callee",
+                "gender",
+                "asr_elapse",
+                "record_ms",
+                "volume_gain",
+                "question",
+                "split_question",
+                "question_index",
+                "speak_ms",
+                "play_ms",
+                "keyword",
+                "answer_id",
+                "answer_text",
+                "answer_content",
+                "word_class",
+                "answer_action",
+                "score",
+                "sequence",
+                "created_at",
+                "updated_at",
+                "bridge_status",
+                "user_id",
+                "tags",
+                "download_voice",
+                "voice",
+            ],
+        );
         let task = &v["info"]["task"];
-        assert_has(task, &["uuid", "name", "_originate_timeout", "call_notify_url", "call_notify_type", "call_stop_notify_url", "group"]);
+        assert_has(
+            task,
+            &[
+                "uuid",
+                "name",
+                "_originate_timeout",
+                "call_notify_url",
+                "call_notify_type",
+                "call_stop_notify_url",
+                "group",
+            ],
+        );
     }
 
     #[test]
     fn call_record_has_seed_003_fields() {
         let vars = BTreeMap::from([("name".to_string(), "zmh".to_string())]);
         let v = call_record(&call(true), &ctx(None, 3), &vars, Some("http://h/v"));
-        assert_has(&v, &[
-            "callId", "workflow", "fromNumber", "toNumber", "relayNumber", "callStartTime", "callEndTime", "callDuration",
-            "callRecordUrl", "customerProvince", "customerCity", "routerId", "routerName", "transferAgentFlag", "agentId",
-            "agentName", "queueId", "queueName", "robotNames", "labelInfos", "variables", "instances", "intentionLabelKey",
-            "intentionLabelName", "allRecordUrl", "adTaskId", "adTaskName", "contactDetailRel", "callResult", "calledResult",
-            "agentCallDuration", "hangupCause", "hangupBy", "customerNumber", "remark", "taskContactBatchName",
-            "userAnsweredFlag", "userAnsweredCount", "userAnsweredEffectiveCount", "isFinalCall", "gender",
-        ]);
-        assert_eq!((v["calledResult"].as_i64(), v["hangupBy"].as_i64(), v["gender"].as_str()), (Some(2), Some(1), Some("male")));
+        assert_has(
+            &v,
+            &[
+                "callId",
+                "workflow",
+                "fromNumber",
+                "toNumber",
+                "relayNumber",
+                "callStartTime",
+                "callEndTime",
+                "callDuration",
+                "callRecordUrl",
+                "customerProvince",
+                "customerCity",
+                "routerId",
+                "routerName",
+                "transferAgentFlag",
+                "agentId",
+                "agentName",
+                "queueId",
+                "queueName",
+                "robotNames",
+                "labelInfos",
+                "variables",
+                "instances",
+                "intentionLabelKey",
+                "intentionLabelName",
+                "allRecordUrl",
+                "adTaskId",
+                "adTaskName",
+                "contactDetailRel",
+                "callResult",
+                "calledResult",
+                "agentCallDuration",
+                "hangupCause",
+                "hangupBy",
+                "customerNumber",
+                "remark",
+                "taskContactBatchName",
+                "userAnsweredFlag",
+                "userAnsweredCount",
+                "userAnsweredEffectiveCount",
+                "isFinalCall",
+                "gender",
+            ],
+        );
+        assert_eq!(
+            (v["calledResult"].as_i64(), v["hangupBy"].as_i64(), v["gender"].as_str()),
+            (Some(2), Some(1), Some("male"))
+        );
         let inst = &v["instances"][0];
-        assert_has(inst, &[
-            "callId", "instanceId", "robotId", "robotDefId", "robotName", "dialogueStartTime", "dialogueEndTime",
-            "dialogueDuration", "dialogueRecordUrl", "dialogueRound", "intentionLabelKey", "intentionLabelName",
-            "labelInfoList", "dialogueContentList",
-        ]);
+        assert_has(
+            inst,
+            &[
+                "callId",
+                "instanceId",
+                "robotId",
+                "robotDefId",
+                "robotName",
+                "dialogueStartTime",
+                "dialogueEndTime",
+                "dialogueDuration",
+                "dialogueRecordUrl",
+                "dialogueRound",
+                "intentionLabelKey",
+                "intentionLabelName",
+                "labelInfoList",
+                "dialogueContentList",
+            ],
+        );
         let turns = inst["dialogueContentList"].as_array().expect("turns");
         let roles: Vec<i64> = turns.iter().filter_map(|t| t["dialogueRole"].as_i64()).collect();
         assert_eq!(roles, vec![1, 2, 1], "robot opening, customer, robot answer");
-        assert_has(&turns[1], &["callId", "instanceId", "robotId", "robotDefId", "dialogueRole", "dialogueStartTime", "dialogueContent", "dialogueRecordUrl", "matchType", "matchResult", "matchName"]);
+        assert_has(
+            &turns[1],
+            &[
+                "callId",
+                "instanceId",
+                "robotId",
+                "robotDefId",
+                "dialogueRole",
+                "dialogueStartTime",
+                "dialogueContent",
+                "dialogueRecordUrl",
+                "matchType",
+                "matchResult",
+                "matchName",
+            ],
+        );
         assert_eq!(turns[1]["matchType"], 2);
         assert_eq!(v["labelInfos"], json!(["有意向"]));
         assert_eq!(v["contactDetailRel"]["variates"], json!([{ "key": "name", "type": "text", "value": "zmh" }]));

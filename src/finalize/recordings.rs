@@ -222,7 +222,8 @@ mod tests {
 
     #[test]
     fn voice_url_needs_a_secret_and_a_path() {
-        let mut l = VoiceLinks { download_url: "http://h/api/agent-api/download-voice".into(), ..VoiceLinks::default() };
+        let mut l =
+            VoiceLinks { download_url: "http://h/api/agent-api/download-voice".into(), ..VoiceLinks::default() };
         assert_eq!(l.voice_url(Some("/r/a.wav"), 0), None);
         l.secret = "k".into();
         assert_eq!(l.voice_url(None, 0), None);

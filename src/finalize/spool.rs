@@ -83,7 +83,8 @@ impl Spool {
     pub fn open(dir: &Path) -> Result<Spool, SpoolError> {
         std::fs::create_dir_all(dir).map_err(io(dir))?;
         let lock_path = dir.join("LOCK");
-        let lock = OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).map_err(io(&lock_path))?;
+        let lock =
+            OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).map_err(io(&lock_path))?;
         match lock.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => return Err(SpoolError::InUse(dir.display().to_string())),
@@ -257,11 +258,8 @@ mod tests {
         s.append(&call("d")).expect("append");
         let segs = s.seal().expect("seal");
         assert_eq!(segs.len(), 2, "a new run appends to a new segment");
-        let ids: Vec<String> = segs
-            .iter()
-            .flat_map(|p| Spool::read_segment(p).expect("read"))
-            .map(|e| e.call.callid)
-            .collect();
+        let ids: Vec<String> =
+            segs.iter().flat_map(|p| Spool::read_segment(p).expect("read")).map(|e| e.call.callid).collect();
         assert_eq!(ids, vec!["a", "b", "d"]);
         for p in &segs {
             s.remove_segment(p).expect("rm");

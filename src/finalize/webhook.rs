@@ -181,7 +181,9 @@ async fn deliver(store: &Store, client: &reqwest::Client, cfg: &WebhookConfig, s
     let next = match outcome {
         AttemptOutcome::Retry => {
             let d = backoff(failures, cfg.backoff_initial_ms, cfg.backoff_max_ms);
-            ms_str(chrono::Local::now() + chrono::Duration::milliseconds(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)))
+            ms_str(
+                chrono::Local::now() + chrono::Duration::milliseconds(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+            )
         }
         _ => ev.next_attempt_at.clone(),
     };

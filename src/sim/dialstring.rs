@@ -13,7 +13,10 @@ pub struct Originate {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Endpoint {
-    Gateway { gateway: String, number: String },
+    Gateway {
+        gateway: String,
+        number: String,
+    },
     /// Anything else (`user/…`, `loopback/…`): not simulated.
     Other(String),
 }

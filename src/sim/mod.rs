@@ -263,9 +263,8 @@ impl SimHandle {
 
 /// Start a simulator listening on `listen` (e.g. `127.0.0.1:0`).
 pub async fn start(cfg: SimConfig, listen: &str) -> Result<SimHandle, SimError> {
-    let listener = TcpListener::bind(listen)
-        .await
-        .map_err(|e| SimError::Listen { addr: listen.to_string(), source: e })?;
+    let listener =
+        TcpListener::bind(listen).await.map_err(|e| SimError::Listen { addr: listen.to_string(), source: e })?;
     let addr = listener.local_addr().map_err(|e| SimError::Listen { addr: listen.to_string(), source: e })?;
     let core_uuid = uuid::Uuid::new_v4().to_string();
     let state = Arc::new(State {
@@ -508,12 +507,8 @@ async fn handle_cmd(
         }
         "sendevent" => {
             let ev_uuid = uuid::Uuid::new_v4().to_string();
-            let subclass = cmd
-                .headers
-                .iter()
-                .find(|(k, _)| k == "Event-Subclass")
-                .map(|(_, v)| v.clone())
-                .unwrap_or_default();
+            let subclass =
+                cmd.headers.iter().find(|(k, _)| k == "Event-Subclass").map(|(_, v)| v.clone()).unwrap_or_default();
             let uid = cmd.headers.iter().find(|(k, _)| k == "Unique-ID").map(|(_, v)| v.clone());
             let ch = uid.and_then(|u| lock(&st.channels).get(&u).map(|c| lock(&c.info).clone()));
             let hdrs: Vec<(&str, &str)> = cmd
@@ -683,7 +678,8 @@ async fn originate(st: &Arc<State>, args: &str) -> String {
     let known = st.cfg.gateways.contains(&gateway);
     let fate = known.then(|| st.cfg.mix.fate(st.cfg.seed, &number));
     st.originates.fetch_add(1, Ordering::Relaxed);
-    let record = OriginateRecord { uuid: uuid.clone(), number: number.clone(), gateway: gateway.clone(), at_ms: now_ms(), fate };
+    let record =
+        OriginateRecord { uuid: uuid.clone(), number: number.clone(), gateway: gateway.clone(), at_ms: now_ms(), fate };
     if let Some(path) = &st.cfg.originate_log {
         use std::io::Write;
         let line = serde_json::to_string(&record).unwrap_or_default();
@@ -849,7 +845,8 @@ impl SimCall {
             sip_invite_failure: failure,
             disposition: disposition.into(),
         };
-        let reply = (!answered).then(|| format!("-ERR {}\n", if cause == "NORMAL_CLEARING" { "ORIGINATOR_CANCEL" } else { cause }));
+        let reply = (!answered)
+            .then(|| format!("-ERR {}\n", if cause == "NORMAL_CLEARING" { "ORIGINATOR_CANCEL" } else { cause }));
         self.finish(h, reply, true);
     }
 
@@ -930,7 +927,9 @@ impl SimCall {
     fn record_path(&self) -> String {
         let date = chrono::Local::now().format("%Y-%m-%d");
         let path = self.ch.var("voxdial_record_path").map(str::to_string);
-        path.unwrap_or_else(|| format!("{}/{date}/{}.{}.wav", self.st.cfg.recordings_root, self.ch.dialed, self.ch.uuid))
+        path.unwrap_or_else(|| {
+            format!("{}/{date}/{}.{}.wav", self.st.cfg.recordings_root, self.ch.dialed, self.ch.uuid)
+        })
     }
 
     /// How long a prompt plays: TTS text by its length, files by a stable
@@ -942,9 +941,11 @@ impl SimCall {
             .map(|it| {
                 if let Some(i) = it.rfind('|') {
                     it[i + 1..].chars().count() as u64 * 180
-                } else if let Some(ms) = it.split("voxdial_ms=").nth(1).and_then(|s| {
-                    s.split(|c: char| !c.is_ascii_digit()).next().and_then(|d| d.parse::<u64>().ok())
-                }) {
+                } else if let Some(ms) = it
+                    .split("voxdial_ms=")
+                    .nth(1)
+                    .and_then(|s| s.split(|c: char| !c.is_ascii_digit()).next().and_then(|d| d.parse::<u64>().ok()))
+                {
                     ms
                 } else {
                     1500 + fate::hash(self.st.cfg.seed, it) % 2500
@@ -963,17 +964,12 @@ impl SimCall {
         let mut hangup_at: Option<Instant> = None;
         let give_up = Instant::now() + self.st.scaled(120_000).max(Duration::from_secs(20));
         loop {
-            let next = [
-                playing.as_ref().map(|p| p.1),
-                speech_at,
-                detect_at.as_ref().map(|d| d.0),
-                hangup_at,
-                Some(give_up),
-            ]
-            .into_iter()
-            .flatten()
-            .min()
-            .unwrap_or(give_up);
+            let next =
+                [playing.as_ref().map(|p| p.1), speech_at, detect_at.as_ref().map(|d| d.0), hangup_at, Some(give_up)]
+                    .into_iter()
+                    .flatten()
+                    .min()
+                    .unwrap_or(give_up);
             let wake = tokio::select! {
                 c = self.rx.recv() => Wake::Cmd(c),
                 _ = tokio::time::sleep_until(next) => Wake::Timer,
@@ -999,7 +995,11 @@ impl SimCall {
                     self.emit(Phase::PlaybackStart { file: file.clone() });
                     let now = Instant::now();
                     playing = Some((file, now + dur));
-                    if persona == Persona::Interrupter && turn < lines.len() && speech_at.is_none() && detect_at.is_none() {
+                    if persona == Persona::Interrupter
+                        && turn < lines.len()
+                        && speech_at.is_none()
+                        && detect_at.is_none()
+                    {
                         speech_at = Some(now + dur.mul_f64(0.3));
                     }
                     if persona == Persona::HangsUp && turn >= lines.len() && hangup_at.is_none() {

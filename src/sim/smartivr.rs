@@ -94,7 +94,15 @@ fn prompt_ms(seed: u64, items: &Value) -> u64 {
     };
     items
         .iter()
-        .map(|it| if it.ends_with(".wav") { 1500 + fate::hash(seed, it) % 2500 } else { it.chars().count() as u64 * 180 })
+        .map(
+            |it| {
+                if it.ends_with(".wav") {
+                    1500 + fate::hash(seed, it) % 2500
+                } else {
+                    it.chars().count() as u64 * 180
+                }
+            },
+        )
         .sum::<u64>()
         .max(300)
 }
@@ -148,7 +156,8 @@ impl SimCall {
         let end = loop {
             // Carry out the reply (and its after_action).
             if let Some(r) = reply.take() {
-                let mut steps = vec![(r.get("action").cloned(), r.get("params").cloned(), r.get("suspend_asr").cloned())];
+                let mut steps =
+                    vec![(r.get("action").cloned(), r.get("params").cloned(), r.get("suspend_asr").cloned())];
                 if let Some(a) = r.get("after_action").filter(|a| !a.is_null()) {
                     steps.push((Some(a.clone()), r.get("after_params").cloned(), None));
                 }
@@ -182,7 +191,11 @@ impl SimCall {
                                     _ => now + dur + self.st.scaled(self.jitter(400, 1200)),
                                 });
                             }
-                            if persona == Persona::HangsUp && turn >= lines.len() && hangup_at.is_none() && prompts_heard >= 2 {
+                            if persona == Persona::HangsUp
+                                && turn >= lines.len()
+                                && hangup_at.is_none()
+                                && prompts_heard >= 2
+                            {
                                 hangup_at = Some(now + dur.mul_f64(0.4));
                             }
                         }
@@ -212,10 +225,7 @@ impl SimCall {
                         _ => {}
                     }
                 }
-                if matches!(
-                    r.get("action").and_then(Value::as_str),
-                    Some("hangup")
-                ) {
+                if matches!(r.get("action").and_then(Value::as_str), Some("hangup")) {
                     break End::Robot;
                 }
                 if transfer {

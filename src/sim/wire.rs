@@ -380,13 +380,8 @@ impl Renderer {
     /// BACKGROUND_JOB event frame (`body` e.g. `"+OK <uuid>\n"`).
     pub fn background_job(&self, fmt: Format, job_uuid: &str, command: &str, arg: &str, body: &str) -> Bytes {
         let mut scratch = Vec::with_capacity(1024);
-        let mut ev = self.begin(
-            fmt,
-            &mut scratch,
-            "BACKGROUND_JOB",
-            now_us(),
-            Src("mod_event_socket.c", "api_exec", 1572),
-        );
+        let mut ev =
+            self.begin(fmt, &mut scratch, "BACKGROUND_JOB", now_us(), Src("mod_event_socket.c", "api_exec", 1572));
         ev.h("Job-UUID", job_uuid);
         ev.h("Job-Command", command);
         ev.h("Job-Command-Arg", arg);
@@ -402,8 +397,7 @@ impl Renderer {
     }
 
     fn api_into(&self, fmt: Format, scratch: &mut Vec<u8>, ts: i64, command: &str, arg: &str) {
-        let mut ev =
-            self.begin(fmt, scratch, "API", ts, Src("switch_loadable_module.c", "switch_api_execute", 2954));
+        let mut ev = self.begin(fmt, scratch, "API", ts, Src("switch_loadable_module.c", "switch_api_execute", 2954));
         ev.h("API-Command", command);
         if !arg.is_empty() {
             ev.h("API-Command-Argument", arg);
@@ -416,8 +410,7 @@ impl Renderer {
         let ts = now_us();
         let up = (ts - self.started_us).max(0);
         let mut scratch = Vec::with_capacity(1024);
-        let mut ev =
-            self.begin(fmt, &mut scratch, "HEARTBEAT", ts, Src("switch_core.c", "send_heartbeat", 95));
+        let mut ev = self.begin(fmt, &mut scratch, "HEARTBEAT", ts, Src("switch_core.c", "send_heartbeat", 95));
         ev.h("Event-Info", "System Ready");
         let (ms, us) = (up / 1000, up % 1000);
         let s = ms / 1000;
@@ -497,7 +490,15 @@ fn steady_state(ch: &Channel) -> St {
     let call = call_state(ch);
     let answer = answer_state(ch);
     if ch.hangup_us != 0 {
-        St { state: "CS_HANGUP", num: 10, call: "HANGUP", answer: "hangup", hit: ch.profile_index >= 2, hide_codec: false, keep_rdnis: false }
+        St {
+            state: "CS_HANGUP",
+            num: 10,
+            call: "HANGUP",
+            answer: "hangup",
+            hit: ch.profile_index >= 2,
+            hide_codec: false,
+            keep_rdnis: false,
+        }
     } else if ch.profile_index >= 2 {
         St { state: "CS_EXECUTE", num: 4, call, answer, hit: true, hide_codec: false, keep_rdnis: false }
     } else {
@@ -797,7 +798,10 @@ impl Run<'_> {
         push("advertised_media_ip", IPV4.into());
         push("audio_media_flow", "sendrecv".into());
         push("rtp_local_sdp_str", sdp);
-        push("sip_outgoing_contact_uri", format!("<sip:gw+{}@127.0.0.1:5080;transport=udp;gw={}>", ch.gateway, ch.gateway));
+        push(
+            "sip_outgoing_contact_uri",
+            format!("<sip:gw+{}@127.0.0.1:5080;transport=udp;gw={}>", ch.gateway, ch.gateway),
+        );
         push("sip_req_uri", format!("{d}@127.0.0.1:5090"));
         push("sip_to_host", "127.0.0.1:5090".into());
         push("sip_from_host", IPV4.into());
@@ -815,7 +819,15 @@ impl Run<'_> {
         dedup.reverse();
         ch.variables = dedup;
 
-        let down = |state, num| St { state, num, call: "DOWN", answer: "ringing", hit: false, hide_codec: false, keep_rdnis: false };
+        let down = |state, num| St {
+            state,
+            num,
+            call: "DOWN",
+            answer: "ringing",
+            hit: false,
+            hide_codec: false,
+            keep_rdnis: false,
+        };
         let vars_hidden = std::mem::take(&mut ch.variables);
         self.chan(
             ch,
@@ -1051,7 +1063,8 @@ impl Run<'_> {
         let early = ch.answered_us == 0 && ch.progress_media_us != 0;
         let start = dialplan_start(ch);
         ch.profile_index = 2;
-        let xfer = format!("{}:{}:bl_xfer:{}/{}/XML", start / 1_000_000, derived_uuid(&ch.uuid, 8), ch.extension, ch.context);
+        let xfer =
+            format!("{}:{}:bl_xfer:{}/{}/XML", start / 1_000_000, derived_uuid(&ch.uuid, 8), ch.extension, ch.context);
         // Caller-Transfer-Source is read from this variable; FreeSWITCH sets it with CALL_UPDATE.
         ch.set_var("voxdial_sim_profile_us", &start.to_string());
         ch.set_var("transfer_source", &xfer);
@@ -1117,7 +1130,10 @@ impl Run<'_> {
             Src("switch_core_media_bug.c", "switch_core_media_bug_add", 1014),
             st,
             Vars::Yes,
-            Extra { before: &[("Media-Bug-Function", "session_record"), ("Media-Bug-Target", record_path)], after: &[] },
+            Extra {
+                before: &[("Media-Bug-Function", "session_record"), ("Media-Bug-Target", record_path)],
+                after: &[],
+            },
         );
         self.exec(ch, "record_session", Some(record_path), Some("_none_"), 12);
 
@@ -1213,8 +1229,13 @@ impl Run<'_> {
         if (self.wants)("PRIVATE_COMMAND", None) {
             // FreeSWITCH fires the queued broadcast command event itself: its
             // own header block (Event-Name COMMAND) precedes the channel's.
-            let mut ev =
-                self.r.begin(self.fmt, &mut self.scratch, "COMMAND", self.ts, Src("switch_ivr_async.c", "switch_ivr_broadcast", 5731));
+            let mut ev = self.r.begin(
+                self.fmt,
+                &mut self.scratch,
+                "COMMAND",
+                self.ts,
+                Src("switch_ivr_async.c", "switch_ivr_broadcast", 5731),
+            );
             ev.h("call-command", "execute");
             ev.h("execute-app-name", "playback");
             ev.h("execute-app-arg", file);
@@ -1245,7 +1266,12 @@ impl Run<'_> {
     }
 
     fn transfer_park(&mut self, ch: &mut Channel) {
-        let xfer = format!("{}:{}:bl_xfer:park/{}/inline", self.ts / 1_000_000, derived_uuid(&ch.uuid, 9 + u64::from(ch.profile_index)), ch.context);
+        let xfer = format!(
+            "{}:{}:bl_xfer:park/{}/inline",
+            self.ts / 1_000_000,
+            derived_uuid(&ch.uuid, 9 + u64::from(ch.profile_index)),
+            ch.context
+        );
         ch.del_var("current_loop");
         ch.del_var("total_loops");
         let mf = ch.var("max_forwards").and_then(|v| v.parse::<i64>().ok()).unwrap_or(70) - 1;
@@ -1336,7 +1362,10 @@ impl Run<'_> {
                 Src("switch_ivr_async.c", "send_record_stop_event", 1240),
                 st,
                 Vars::Yes,
-                Extra { before: &[], after: &[("Record-File-Path", &path), ("Record-Completion-Cause", "success-silence")] },
+                Extra {
+                    before: &[],
+                    after: &[("Record-File-Path", &path), ("Record-Completion-Cause", "success-silence")],
+                },
             );
             self.chan(
                 ch,
@@ -1436,11 +1465,8 @@ fn cdr_vars(ch: &mut Channel, h: Option<&Hangup>) {
             ch.set_var("last_arg", &arg);
         }
     }
-    let caller_id = if ch.swapped {
-        format!("\"{OUTBOUND_CALL}\" <{}>", ch.dialed)
-    } else {
-        ch.caller_id_number.clone()
-    };
+    let caller_id =
+        if ch.swapped { format!("\"{OUTBOUND_CALL}\" <{}>", ch.dialed) } else { ch.caller_id_number.clone() };
     ch.set_var("caller_id", &caller_id);
     let bill = if answer != 0 { end } else { 0 };
     let flow = if answer != 0 { end } else { 0 };
@@ -1456,11 +1482,13 @@ fn cdr_vars(ch: &mut Channel, h: Option<&Hangup>) {
     for (name, to, from) in rows {
         ch.set_var(name, &secs(to, from).to_string());
     }
-    let ms_names = ["mduration", "billmsec", "progressmsec", "answermsec", "waitmsec", "progress_mediamsec", "flow_billmsec"];
+    let ms_names =
+        ["mduration", "billmsec", "progressmsec", "answermsec", "waitmsec", "progress_mediamsec", "flow_billmsec"];
     for ((_, to, from), name) in rows.iter().zip(ms_names) {
         ch.set_var(name, &(since(*to, *from) / 1000).to_string());
     }
-    let us_names = ["uduration", "billusec", "progressusec", "answerusec", "waitusec", "progress_mediausec", "flow_billusec"];
+    let us_names =
+        ["uduration", "billusec", "progressusec", "answerusec", "waitusec", "progress_mediausec", "flow_billusec"];
     for ((_, to, from), name) in rows.iter().zip(us_names) {
         ch.set_var(name, &since(*to, *from).to_string());
     }

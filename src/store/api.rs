@@ -191,15 +191,17 @@ impl Store {
         }
         let id = uuid::Uuid::new_v4().to_string();
         let now = now_str();
-        sqlx::query(self.sql("INSERT INTO users (id, parent_id, type, name, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)"))
-            .bind(&id)
-            .bind(parent)
-            .bind(if parent.is_some() { USER_SUB } else { USER_MAIN })
-            .bind(name)
-            .bind(&now)
-            .bind(&now)
-            .execute(self.pool())
-            .await?;
+        sqlx::query(
+            self.sql("INSERT INTO users (id, parent_id, type, name, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)"),
+        )
+        .bind(&id)
+        .bind(parent)
+        .bind(if parent.is_some() { USER_SUB } else { USER_MAIN })
+        .bind(name)
+        .bind(&now)
+        .bind(&now)
+        .execute(self.pool())
+        .await?;
         Ok(id)
     }
 
@@ -222,9 +224,10 @@ impl Store {
 
     /// All accounts: (id, parent_id, type, name).
     pub async fn list_users(&self) -> Result<Vec<Map<String, Value>>, StoreError> {
-        let rows = sqlx::query(self.sql("SELECT id, parent_id, type, name, created_at FROM users ORDER BY created_at, id"))
-            .fetch_all(self.pool())
-            .await?;
+        let rows =
+            sqlx::query(self.sql("SELECT id, parent_id, type, name, created_at FROM users ORDER BY created_at, id"))
+                .fetch_all(self.pool())
+                .await?;
         Ok(maps(&rows))
     }
 
@@ -385,17 +388,23 @@ impl Store {
             return Ok(false);
         }
         let now = now_str();
-        sqlx::query(self.sql("UPDATE autodialer_task SET deleted_at = ?, start = 0, alter_datetime = ? WHERE uuid = ?"))
-            .bind(&now)
-            .bind(&now)
-            .bind(task_id)
-            .execute(self.pool())
-            .await?;
+        sqlx::query(
+            self.sql("UPDATE autodialer_task SET deleted_at = ?, start = 0, alter_datetime = ? WHERE uuid = ?"),
+        )
+        .bind(&now)
+        .bind(&now)
+        .bind(task_id)
+        .execute(self.pool())
+        .await?;
         Ok(true)
     }
 
     /// A script group usable by `scope`'s owner: its own or its tenant's.
-    pub async fn script_group_in_tenant(&self, group_id: i64, tenant: &str) -> Result<Option<Map<String, Value>>, StoreError> {
+    pub async fn script_group_in_tenant(
+        &self,
+        group_id: i64,
+        tenant: &str,
+    ) -> Result<Option<Map<String, Value>>, StoreError> {
         let fam = self.family(tenant).await?;
         let q = format!(
             "SELECT * FROM script_groups WHERE id = ? AND deleted_at IS NULL AND user_id IN ({})",
@@ -431,7 +440,11 @@ impl Store {
     }
 
     /// Progress of a task (the caller checked the scope).
-    pub async fn task_progress(&self, task: &Map<String, Value>, cps_window_secs: i64) -> Result<TaskProgress, StoreError> {
+    pub async fn task_progress(
+        &self,
+        task: &Map<String, Value>,
+        cps_window_secs: i64,
+    ) -> Result<TaskProgress, StoreError> {
         let task_id = task.get("uuid").and_then(Value::as_str).unwrap_or_default().to_string();
         let statuses = self.status_counts(&task_id).await?;
         let count = |sql: &'static str| {
@@ -443,7 +456,8 @@ impl Store {
         };
         let dialled = count("SELECT COUNT(*) FROM dial_ledger WHERE task_id = ?").await?;
         let in_flight =
-            count("SELECT COUNT(*) FROM dial_ledger WHERE task_id = ? AND state NOT IN ('finalized', 'failed')").await?;
+            count("SELECT COUNT(*) FROM dial_ledger WHERE task_id = ? AND state NOT IN ('finalized', 'failed')")
+                .await?;
         let records = count("SELECT COUNT(*) FROM records WHERE task_id = ?").await?;
         let window = cps_window_secs.max(1);
         let r = sqlx::query(self.sql("SELECT COUNT(*) FROM dial_ledger WHERE task_id = ? AND created_at >= ?"))
@@ -539,9 +553,8 @@ impl Store {
         let cond = wh.join(" AND ");
         let count_q = format!("SELECT COUNT(*) FROM records r WHERE {cond}");
         let total: i64 = bind_args(sqlx::query(self.sql(&count_q)), &args).fetch_one(self.pool()).await?.try_get(0)?;
-        let page_q = format!(
-            "SELECT r.* FROM records r WHERE {cond} ORDER BY r.calldate DESC, r.id DESC LIMIT ? OFFSET ?"
-        );
+        let page_q =
+            format!("SELECT r.* FROM records r WHERE {cond} ORDER BY r.calldate DESC, r.id DESC LIMIT ? OFFSET ?");
         let offset = (f.page.max(1) - 1) * f.per_page;
         let rows = bind_args(sqlx::query(self.sql(&page_q)), &args)
             .bind(f.per_page)
@@ -592,7 +605,10 @@ impl Store {
     }
 
     /// Contents of utterances, by utterance id.
-    pub async fn contents_of(&self, utterance_ids: &[String]) -> Result<HashMap<String, Vec<Map<String, Value>>>, StoreError> {
+    pub async fn contents_of(
+        &self,
+        utterance_ids: &[String],
+    ) -> Result<HashMap<String, Vec<Map<String, Value>>>, StoreError> {
         let mut out: HashMap<String, Vec<Map<String, Value>>> = HashMap::new();
         if utterance_ids.is_empty() {
             return Ok(out);
@@ -722,12 +738,13 @@ impl Store {
 
     /// Main-flow utterances of a group (seed `utterances`).
     pub async fn main_flow_utterances(&self, group_id: i64) -> Result<Vec<Map<String, Value>>, StoreError> {
-        let rows = sqlx::query(self.sql(
-            "SELECT * FROM utterances WHERE group_id = ? AND word_class = 16 AND deleted_at IS NULL ORDER BY id",
-        ))
-        .bind(group_id)
-        .fetch_all(self.pool())
-        .await?;
+        let rows =
+            sqlx::query(self.sql(
+                "SELECT * FROM utterances WHERE group_id = ? AND word_class = 16 AND deleted_at IS NULL ORDER BY id",
+            ))
+            .bind(group_id)
+            .fetch_all(self.pool())
+            .await?;
         Ok(maps(&rows))
     }
 
@@ -767,10 +784,11 @@ impl Store {
             args.extend(f.operators.iter().map(|s| Arg::I(*s)));
         }
         let cond = wh.join(" AND ");
-        let total: i64 = bind_args(sqlx::query(self.sql(&format!("SELECT COUNT(*) FROM autodialer_number n WHERE {cond}"))), &args)
-            .fetch_one(self.pool())
-            .await?
-            .try_get(0)?;
+        let total: i64 =
+            bind_args(sqlx::query(self.sql(&format!("SELECT COUNT(*) FROM autodialer_number n WHERE {cond}"))), &args)
+                .fetch_one(self.pool())
+                .await?
+                .try_get(0)?;
         let q = format!(
             "SELECT n.id, n.number, n.status, n.status_str, n.callid, n.calldate, n.bill, n.duration, n.hangupcause, n.hangupdate, n.answerdate, n.is_blacklist, n.province_id, n.city_id, n.operator FROM autodialer_number n WHERE {cond} ORDER BY n.id LIMIT ? OFFSET ?"
         );
@@ -783,7 +801,10 @@ impl Store {
     }
 
     /// Attempts of the given numbers, newest first, by number id.
-    pub async fn call_histories(&self, number_ids: &[i64]) -> Result<HashMap<i64, Vec<Map<String, Value>>>, StoreError> {
+    pub async fn call_histories(
+        &self,
+        number_ids: &[i64],
+    ) -> Result<HashMap<i64, Vec<Map<String, Value>>>, StoreError> {
         let mut out: HashMap<i64, Vec<Map<String, Value>>> = HashMap::new();
         if number_ids.is_empty() {
             return Ok(out);
@@ -805,7 +826,11 @@ impl Store {
 
     // ------------------------------------------------- levels, tags, blacklist
 
-    pub async fn list_levels(&self, tenant: &str, group_id: Option<i64>) -> Result<Vec<Map<String, Value>>, StoreError> {
+    pub async fn list_levels(
+        &self,
+        tenant: &str,
+        group_id: Option<i64>,
+    ) -> Result<Vec<Map<String, Value>>, StoreError> {
         let fam = self.family(tenant).await?;
         let q = format!(
             "SELECT id, group_id, user_id, name, alias, color, min_score, max_score, intention_results, created_at, updated_at FROM levels WHERE user_id IN ({}){} ORDER BY group_id, min_score",
@@ -864,7 +889,8 @@ impl Store {
     /// Whether a row of `table` with `id` belongs to the tenant family.
     pub async fn owned(&self, table: OwnedTable, id: &str, tenant: &str) -> Result<bool, StoreError> {
         let fam = self.family(tenant).await?;
-        let q = format!("SELECT 1 AS x FROM {} WHERE id = ? AND user_id IN ({})", table.name(), placeholders(fam.len()));
+        let q =
+            format!("SELECT 1 AS x FROM {} WHERE id = ? AND user_id IN ({})", table.name(), placeholders(fam.len()));
         Ok(bind_all!(sqlx::query(self.sql(&q)).bind(id), &fam).fetch_optional(self.pool()).await?.is_some())
     }
 
@@ -877,7 +903,8 @@ impl Store {
         );
         let rows = bind_all!(sqlx::query(self.sql(&q)), &fam).fetch_all(self.pool()).await?;
         let mut tags = maps(&rows);
-        let ids: Vec<String> = tags.iter().filter_map(|t| t.get("id").and_then(Value::as_str).map(String::from)).collect();
+        let ids: Vec<String> =
+            tags.iter().filter_map(|t| t.get("id").and_then(Value::as_str).map(String::from)).collect();
         let groups = self.groups_of_tags(&ids).await?;
         for t in &mut tags {
             let status = t.get("status").and_then(Value::as_i64).unwrap_or(1) != 0;
@@ -898,7 +925,12 @@ impl Store {
         Ok(maps(&bind_all!(sqlx::query(self.sql(&q)), &fam).fetch_all(self.pool()).await?))
     }
 
-    pub async fn create_tag_group(&self, user_id: &str, name: &str, tag_scene_id: Option<&str>) -> Result<String, StoreError> {
+    pub async fn create_tag_group(
+        &self,
+        user_id: &str,
+        name: &str,
+        tag_scene_id: Option<&str>,
+    ) -> Result<String, StoreError> {
         let id = uuid::Uuid::new_v4().to_string();
         let now = now_str();
         sqlx::query(self.sql(
@@ -951,13 +983,19 @@ impl Store {
     }
 
     /// A page of the tenant's blacklist and its size.
-    pub async fn list_blacklist(&self, tenant: &str, page: i64, per_page: i64) -> Result<(Vec<Map<String, Value>>, i64), StoreError> {
+    pub async fn list_blacklist(
+        &self,
+        tenant: &str,
+        page: i64,
+        per_page: i64,
+    ) -> Result<(Vec<Map<String, Value>>, i64), StoreError> {
         let fam = self.family(tenant).await?;
         let ph = placeholders(fam.len());
-        let total: i64 = bind_all!(sqlx::query(self.sql(&format!("SELECT COUNT(*) FROM blacklists WHERE user_id IN ({ph})"))), &fam)
-            .fetch_one(self.pool())
-            .await?
-            .try_get(0)?;
+        let total: i64 =
+            bind_all!(sqlx::query(self.sql(&format!("SELECT COUNT(*) FROM blacklists WHERE user_id IN ({ph})"))), &fam)
+                .fetch_one(self.pool())
+                .await?
+                .try_get(0)?;
         let q = format!(
             "SELECT id, user_id, number, reason, created_at FROM blacklists WHERE user_id IN ({ph}) ORDER BY id DESC LIMIT ? OFFSET ?"
         );
@@ -972,7 +1010,13 @@ impl Store {
     /// Blacklist numbers for `owner`; numbers of the family's tasks still
     /// waiting are flagged too, so the dialer skips them. Returns (added,
     /// already listed).
-    pub async fn blacklist_add(&self, owner: &str, tenant: &str, numbers: &[String], reason: &str) -> Result<(u64, u64), StoreError> {
+    pub async fn blacklist_add(
+        &self,
+        owner: &str,
+        tenant: &str,
+        numbers: &[String],
+        reason: &str,
+    ) -> Result<(u64, u64), StoreError> {
         let fam = self.family(tenant).await?;
         let already = self.blacklisted_among(tenant, numbers).await?;
         let now = now_str();
@@ -984,7 +1028,14 @@ impl Store {
         let mut added = 0;
         let mut tx = self.begin_write().await?;
         for n in numbers.iter().filter(|n| !already.contains(*n)) {
-            added += sqlx::query(self.sql(&q)).bind(owner).bind(n).bind(reason).bind(&now).execute(&mut *tx).await?.rows_affected();
+            added += sqlx::query(self.sql(&q))
+                .bind(owner)
+                .bind(n)
+                .bind(reason)
+                .bind(&now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
         }
         for chunk in numbers.chunks(200) {
             let upd = format!(

@@ -96,7 +96,11 @@ impl Store {
     /// The statements of [`Store::write_call`] inside the caller's
     /// transaction, so more rows (the webhook outbox) can commit with them.
     /// `false`: the call id is already stored and nothing was written.
-    pub async fn write_call_in(&self, tx: &mut sqlx::Transaction<'static, sqlx::Any>, c: &CallWrite) -> Result<bool, StoreError> {
+    pub async fn write_call_in(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        c: &CallWrite,
+    ) -> Result<bool, StoreError> {
         check_call(c)?;
         let now = now_str();
         let q = format!(
@@ -400,7 +404,8 @@ impl Store {
         }
 
         // 2. Records.
-        let recs: Vec<(&CallWrite, &RecordWrite)> = new.iter().filter_map(|c| c.record.as_ref().map(|r| (*c, r))).collect();
+        let recs: Vec<(&CallWrite, &RecordWrite)> =
+            new.iter().filter_map(|c| c.record.as_ref().map(|r| (*c, r))).collect();
         for chunk in recs.chunks(CHUNK) {
             let q = format!(
                 "INSERT INTO records (id, task_id, user_id, group_id, number_id, callid, score, callee, caller_number, duration, error_code, gender, level_id, level_name, intention_results, calldate, bill, hangupcause, hangupdate, answerdate, recordfile, hangup_disposition, rounds, created_at, updated_at) VALUES {}",

@@ -118,12 +118,11 @@ impl Store {
 
     /// Blocked dials of a task, newest first: (number, rule, reason).
     pub async fn blocked_dials(&self, task_id: &str) -> Result<Vec<(String, String, String)>, StoreError> {
-        let rows = sqlx::query(self.sql(
-            "SELECT number, rule, reason FROM blocked_dials WHERE task_id = ? ORDER BY id DESC",
-        ))
-        .bind(task_id)
-        .fetch_all(self.pool())
-        .await?;
+        let rows =
+            sqlx::query(self.sql("SELECT number, rule, reason FROM blocked_dials WHERE task_id = ? ORDER BY id DESC"))
+                .bind(task_id)
+                .fetch_all(self.pool())
+                .await?;
         rows.iter().map(|r| Ok((r.try_get("number")?, r.try_get("rule")?, r.try_get("reason")?))).collect()
     }
 
@@ -141,8 +140,14 @@ impl Store {
     }
 
     /// Create a dial-time group; returns its id.
-    pub async fn create_dial_time_group(&self, user_id: &str, name: &str, spec: &DialWindowSpec) -> Result<String, StoreError> {
-        crate::dialer::window::DialWindow::new(spec).map_err(|e| StoreError::Invalid(format!("dial time group {name:?}: {e}")))?;
+    pub async fn create_dial_time_group(
+        &self,
+        user_id: &str,
+        name: &str,
+        spec: &DialWindowSpec,
+    ) -> Result<String, StoreError> {
+        crate::dialer::window::DialWindow::new(spec)
+            .map_err(|e| StoreError::Invalid(format!("dial time group {name:?}: {e}")))?;
         let id = uuid::Uuid::new_v4().to_string();
         let now = now_str();
         sqlx::query(self.sql(

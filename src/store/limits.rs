@@ -50,7 +50,12 @@ pub fn check(table: &'static str, column: &'static str, value: &str, width: Widt
 }
 
 /// [`check`] for an optional value.
-pub fn check_opt(table: &'static str, column: &'static str, value: Option<&str>, width: Width) -> Result<(), StoreError> {
+pub fn check_opt(
+    table: &'static str,
+    column: &'static str,
+    value: Option<&str>,
+    width: Width,
+) -> Result<(), StoreError> {
     value.map_or(Ok(()), |v| check(table, column, v, width))
 }
 

@@ -16,9 +16,9 @@ use crate::dialogue::Script;
 pub mod api;
 pub mod call;
 pub mod dialer;
-pub mod outbox;
 pub mod limits;
 pub mod number;
+pub mod outbox;
 
 pub use call::{CallWrite, DetailWrite};
 pub use number::{normalize_number, NumberError};
@@ -252,7 +252,10 @@ impl Store {
 
     /// The schema version the database is at (`None`: never migrated).
     pub async fn schema_version(&self) -> Result<Option<i64>, StoreError> {
-        match sqlx::query("SELECT MAX(version) AS v FROM _sqlx_migrations WHERE success = TRUE").fetch_one(&self.pool).await {
+        match sqlx::query("SELECT MAX(version) AS v FROM _sqlx_migrations WHERE success = TRUE")
+            .fetch_one(&self.pool)
+            .await
+        {
             Ok(r) => Ok(r.try_get::<Option<i64>, _>("v")?),
             // No bookkeeping table: nothing was ever migrated.
             Err(sqlx::Error::Database(_)) => Ok(None),
@@ -553,8 +556,8 @@ impl Store {
             &mut s.handlers.closing,
             &mut s.handlers.transfer_failed,
         ]
-            .into_iter()
-            .flatten()
+        .into_iter()
+        .flatten()
         {
             p(id);
         }
@@ -773,13 +776,8 @@ impl Store {
             "SELECT id, number, attempts, is_blacklist, variables FROM autodialer_number WHERE task_id = ? AND status = 0 AND next_attempt_at <= ? AND (claimed_by IS NULL OR claim_expires_at < ?) ORDER BY {order} LIMIT ?{lock}"
         );
         let mut tx = self.begin_write().await?;
-        let rows: Vec<AnyRow> = sqlx::query(self.sql(&q))
-            .bind(task_id)
-            .bind(&now)
-            .bind(&now)
-            .bind(limit)
-            .fetch_all(&mut *tx)
-            .await?;
+        let rows: Vec<AnyRow> =
+            sqlx::query(self.sql(&q)).bind(task_id).bind(&now).bind(&now).bind(limit).fetch_all(&mut *tx).await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
             let id: i64 = r.try_get("id")?;
@@ -866,13 +864,15 @@ impl Store {
     pub async fn ledger_set(&self, uuid: &str, state: &str, detail: Option<&str>) -> Result<(), StoreError> {
         check("dial_ledger", "state", state, chars(limits::SHORT))?;
         check_opt("dial_ledger", "detail", detail, limits::TEXT)?;
-        sqlx::query(self.sql("UPDATE dial_ledger SET state = ?, detail = ?, updated_at = ? WHERE origination_uuid = ?"))
-            .bind(state)
-            .bind(detail)
-            .bind(now_str())
-            .bind(uuid)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            self.sql("UPDATE dial_ledger SET state = ?, detail = ?, updated_at = ? WHERE origination_uuid = ?"),
+        )
+        .bind(state)
+        .bind(detail)
+        .bind(now_str())
+        .bind(uuid)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -887,9 +887,9 @@ impl Store {
 
     /// Earliest `next_attempt_at` among waiting numbers (recycled ones wait).
     pub async fn next_due(&self, task_id: &str) -> Result<Option<String>, StoreError> {
-        let r = sqlx::query(self.sql(
-            "SELECT MIN(next_attempt_at) AS t FROM autodialer_number WHERE task_id = ? AND status = 0",
-        ))
+        let r = sqlx::query(
+            self.sql("SELECT MIN(next_attempt_at) AS t FROM autodialer_number WHERE task_id = ? AND status = 0"),
+        )
         .bind(task_id)
         .fetch_one(&self.pool)
         .await?;
@@ -935,10 +935,7 @@ impl Store {
     /// Average rounds of the task's records.
     pub async fn avg_rounds(&self, task_id: &str) -> Result<f64, StoreError> {
         let q = format!("SELECT {} AS a FROM records WHERE task_id = ?", self.avg_f64("rounds"));
-        let r = sqlx::query(self.sql(&q))
-            .bind(task_id)
-            .fetch_one(&self.pool)
-            .await?;
+        let r = sqlx::query(self.sql(&q)).bind(task_id).fetch_one(&self.pool).await?;
         Ok(r.try_get::<Option<f64>, _>("a")?.unwrap_or(0.0))
     }
 }

@@ -115,7 +115,9 @@ mod tests {
 
     #[test]
     fn country_code_is_stripped_from_mobile_numbers() {
-        for raw in ["+8618651683344", "+86 186 5168 3344", "008618651683344", "8618651683344", "＋８６ １８６５１６８３３４４"] {
+        for raw in
+            ["+8618651683344", "+86 186 5168 3344", "008618651683344", "8618651683344", "＋８６ １８６５１６８３３４４"]
+        {
             assert_eq!(normalize_number(raw).unwrap(), "18651683344", "{raw}");
         }
     }

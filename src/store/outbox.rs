@@ -169,7 +169,11 @@ impl Store {
 
     /// Insert one outbox row in the caller's transaction; `false` when an
     /// event with the same idempotency key exists.
-    async fn insert_event(&self, tx: &mut sqlx::Transaction<'static, sqlx::Any>, e: &NewEvent) -> Result<bool, StoreError> {
+    async fn insert_event(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        e: &NewEvent,
+    ) -> Result<bool, StoreError> {
         let now = ms_str(chrono::Local::now());
         let q = format!(
             "{} INTO webhook_outbox (task_id, callid, kind, url, payload, idempotency_key, state, attempts, next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?){}",
@@ -362,7 +366,9 @@ impl Store {
         let mut ctx = NotifyContext {
             call_notify_url: r.try_get::<Option<String>, _>("call_notify_url")?.filter(|u| !u.trim().is_empty()),
             call_notify_type: r.try_get("call_notify_type")?,
-            call_stop_notify_url: r.try_get::<Option<String>, _>("call_stop_notify_url")?.filter(|u| !u.trim().is_empty()),
+            call_stop_notify_url: r
+                .try_get::<Option<String>, _>("call_stop_notify_url")?
+                .filter(|u| !u.trim().is_empty()),
             group_name: r.try_get("group_name")?,
             user_name: r.try_get("user_name")?,
             user_type: r.try_get::<Option<i64>, _>("user_type")?.unwrap_or(4),

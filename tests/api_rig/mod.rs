@@ -73,7 +73,9 @@ pub async fn region(store: &Store) {
         store.insert_ignore(),
         store.on_conflict_nothing()
     );
-    for (id, pid, city, area, post) in [(3i64, None::<i64>, "江苏", "0519", "213000"), (12, Some(3), "南京", "025", "210000")] {
+    for (id, pid, city, area, post) in
+        [(3i64, None::<i64>, "江苏", "0519", "213000"), (12, Some(3), "南京", "025", "210000")]
+    {
         sqlx::query(store.sql(&q))
             .bind(id)
             .bind(pid)
@@ -246,7 +248,8 @@ pub async fn env(url: &str, dir: &Path) -> Env {
 pub async fn serve(store: Store, roots: Vec<PathBuf>) -> (SocketAddr, CancellationToken) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let cfg = ApiConfig { http: Some(addr.to_string()), voice_key_secret: "test-secret".into(), ..ApiConfig::default() };
+    let cfg =
+        ApiConfig { http: Some(addr.to_string()), voice_key_secret: "test-secret".into(), ..ApiConfig::default() };
     let app = router(RestState::new(store, cfg, roots));
     let cancel = CancellationToken::new();
     let c = cancel.clone();
@@ -257,9 +260,17 @@ pub async fn serve(store: Store, roots: Vec<PathBuf>) -> (SocketAddr, Cancellati
 }
 
 /// One HTTP/1.1 exchange over a fresh connection: (status, body bytes).
-pub async fn raw(addr: SocketAddr, method: &str, path: &str, token: Option<&str>, ct: Option<&str>, body: &[u8]) -> (u16, Vec<u8>) {
+pub async fn raw(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    ct: Option<&str>,
+    body: &[u8],
+) -> (u16, Vec<u8>) {
     let mut s = TcpStream::connect(addr).await.unwrap();
-    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    let mut head =
+        format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
     if let Some(t) = token {
         head.push_str(&format!("Authorization: Bearer {t}\r\n"));
     }
@@ -295,7 +306,13 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
 }
 
 /// A JSON exchange.
-pub async fn call(addr: SocketAddr, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
+pub async fn call(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value) {
     let bytes = body.map(|b| serde_json::to_vec(&b).unwrap()).unwrap_or_default();
     let ct = (!bytes.is_empty()).then_some("application/json");
     let (st, body) = raw(addr, method, path, token, ct, &bytes).await;

@@ -66,12 +66,17 @@ impl Rig {
             })
             .await
             .expect("task");
-        let rows: Vec<(String, BTreeMap<String, String>)> = numbers.iter().map(|n| (n.clone(), BTreeMap::new())).collect();
+        let rows: Vec<(String, BTreeMap<String, String>)> =
+            numbers.iter().map(|n| (n.clone(), BTreeMap::new())).collect();
         self.store.import_numbers(&id, &rows).await.expect("import");
         id
     }
 
-    pub fn runner(&self, compliance: ComplianceConfig, recycle: RecyclePolicy) -> (TaskRunner, CancellationToken, Arc<Progress>) {
+    pub fn runner(
+        &self,
+        compliance: ComplianceConfig,
+        recycle: RecyclePolicy,
+    ) -> (TaskRunner, CancellationToken, Arc<Progress>) {
         let cancel = CancellationToken::new();
         let finalizer = Finalizer::start(self.store.clone(), Default::default(), recycle, cancel.clone());
         let progress = Arc::new(Progress::default());

@@ -69,7 +69,11 @@ impl Fixture {
             .await
             .expect("numbers")
             .iter()
-            .map(|r| Num { task_id: task_id.clone(), id: r.try_get("id").expect("id"), number: r.try_get("number").expect("n") })
+            .map(|r| Num {
+                task_id: task_id.clone(),
+                id: r.try_get("id").expect("id"),
+                number: r.try_get("number").expect("n"),
+            })
             .collect()
     }
 

@@ -47,22 +47,12 @@ async fn run_codec(addr: &str, format: &str) -> Result<Tally, BoxError> {
         let frame = frame?;
         match frame.content_type {
             ContentType::AuthRequest => {
-                writer
-                    .send(Command {
-                        text: "auth ClueCon".into(),
-                        body: None,
-                    })
-                    .await?;
+                writer.send(Command { text: "auth ClueCon".into(), body: None }).await?;
             }
             ContentType::CommandReply => {
                 let text = frame.reply_text();
                 if text.starts_with("+OK accepted") {
-                    writer
-                        .send(Command {
-                            text: format!("event {format} ALL"),
-                            body: None,
-                        })
-                        .await?;
+                    writer.send(Command { text: format!("event {format} ALL"), body: None }).await?;
                 } else if !frame.reply_ok() {
                     return Err(format!("command failed: {text}").into());
                 }
@@ -99,11 +89,7 @@ async fn run_null(addr: &str, format: &str) -> Result<Tally, BoxError> {
     if !buf[..n].starts_with(b"Content-Type: auth/request") {
         return Err("no greeting".into());
     }
-    tokio::io::AsyncWriteExt::write_all(
-        &mut s,
-        format!("auth ClueCon\n\nevent {format} ALL\n\n").as_bytes(),
-    )
-    .await?;
+    tokio::io::AsyncWriteExt::write_all(&mut s, format!("auth ClueCon\n\nevent {format} ALL\n\n").as_bytes()).await?;
     let mut total = 0u64;
     loop {
         let n = s.read(&mut buf).await?;
@@ -119,9 +105,7 @@ async fn run_null(addr: &str, format: &str) -> Result<Tally, BoxError> {
 fn main() -> Result<(), BoxError> {
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 4 {
-        return Err(
-            "usage: esl_bench_client HOST PORT plain|json [codec|client|client-mt|null]".into(),
-        );
+        return Err("usage: esl_bench_client HOST PORT plain|json [codec|client|client-mt|null]".into());
     }
     let addr = format!("{}:{}", args[1], args[2]);
     let format = args[3].as_str();
@@ -133,14 +117,12 @@ fn main() -> Result<(), BoxError> {
     let mode = args.get(4).map_or("codec", String::as_str);
     let tally = match mode {
         // The codec path is one task: a current-thread runtime is all it needs.
-        "codec" => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?
-            .block_on(run_codec(&addr, format))?,
-        "null" => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?
-            .block_on(run_null(&addr, format))?,
+        "codec" => {
+            tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(run_codec(&addr, format))?
+        }
+        "null" => {
+            tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(run_null(&addr, format))?
+        }
         "client" => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?
@@ -151,9 +133,7 @@ fn main() -> Result<(), BoxError> {
             .worker_threads(2)
             .enable_all()
             .build()?
-            .block_on(async move {
-                tokio::spawn(async move { run_client(&addr, ev_format).await }).await
-            })??,
+            .block_on(async move { tokio::spawn(async move { run_client(&addr, ev_format).await }).await })??,
         other => return Err(format!("unknown mode {other}").into()),
     };
     let mut out = std::io::stdout().lock();

@@ -128,9 +128,7 @@ pub struct EslClient {
 
 impl std::fmt::Debug for EslClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EslClient")
-            .field("addr", &self.inner.cfg.addr)
-            .finish()
+        f.debug_struct("EslClient").field("addr", &self.inner.cfg.addr).finish()
     }
 }
 
@@ -147,10 +145,7 @@ async fn next_frame(
     match r.next().await {
         Some(Ok(f)) => Ok(f),
         Some(Err(e)) => Err(e.into()),
-        None => Err(EslError::Handshake {
-            stage,
-            detail: "connection closed".into(),
-        }),
+        None => Err(EslError::Handshake { stage, detail: "connection closed".into() }),
     }
 }
 
@@ -170,19 +165,10 @@ impl EslClient {
     /// waits, which pushes back on the socket instead of dropping or growing.
     /// So keep draining it: a task that awaits a command reply without also
     /// draining the stream can stall the connection once the stream is full.
-    pub async fn connect_with_events(
-        cfg: ClientConfig,
-        capacity: usize,
-    ) -> Result<(EslClient, EventStream), EslError> {
+    pub async fn connect_with_events(cfg: ClientConfig, capacity: usize) -> Result<(EslClient, EventStream), EslError> {
         let (tx, rx) = mpsc::channel(capacity.div_ceil(READ_BATCH).max(2));
         let client = Self::connect_inner(cfg, Some(tx)).await?;
-        Ok((
-            client,
-            EventStream {
-                rx,
-                ready: Vec::new().into_iter(),
-            },
-        ))
+        Ok((client, EventStream { rx, ready: Vec::new().into_iter() }))
     }
 
     async fn connect_inner(
@@ -195,10 +181,7 @@ impl EslClient {
                 addr: cfg.addr.clone(),
                 source: std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"),
             })?
-            .map_err(|e| EslError::Connect {
-                addr: cfg.addr.clone(),
-                source: e,
-            })?;
+            .map_err(|e| EslError::Connect { addr: cfg.addr.clone(), source: e })?;
         stream.set_nodelay(true).ok();
         let (rd, wr) = stream.into_split();
         let mut reader = FramedRead::with_capacity(rd, EslCodec::default(), 256 * 1024);
@@ -207,32 +190,19 @@ impl EslClient {
         let hs = async {
             let greet = next_frame(&mut reader, "greeting").await?;
             if greet.content_type != ContentType::AuthRequest {
-                return Err(EslError::Handshake {
-                    stage: "greeting",
-                    detail: format!("{:?}", greet.content_type),
-                });
+                return Err(EslError::Handshake { stage: "greeting", detail: format!("{:?}", greet.content_type) });
             }
-            writer
-                .send(Command {
-                    text: format!("auth {}", cfg.password),
-                    body: None,
-                })
-                .await?;
+            writer.send(Command { text: format!("auth {}", cfg.password), body: None }).await?;
             let reply = next_frame(&mut reader, "auth").await?;
             if !reply.reply_ok() {
-                return Err(EslError::AuthFailed {
-                    reply: reply.reply_text(),
-                });
+                return Err(EslError::AuthFailed { reply: reply.reply_text() });
             }
             let mut events: Vec<String> = cfg.events.clone();
             if !events.iter().any(|e| e == "ALL" || e == "BACKGROUND_JOB") {
                 events.push("BACKGROUND_JOB".into());
             }
             writer
-                .send(Command {
-                    text: format!("event {} {}", cfg.format.as_str(), events.join(" ")),
-                    body: None,
-                })
+                .send(Command { text: format!("event {} {}", cfg.format.as_str(), events.join(" ")), body: None })
                 .await?;
             let reply = next_frame(&mut reader, "event subscription").await?;
             if !reply.reply_ok() {
@@ -240,12 +210,10 @@ impl EslClient {
             }
             Ok(())
         };
-        tokio::time::timeout(cfg.connect_timeout, hs)
-            .await
-            .map_err(|_| EslError::Handshake {
-                stage: "handshake",
-                detail: format!("no answer within {:?}", cfg.connect_timeout),
-            })??;
+        tokio::time::timeout(cfg.connect_timeout, hs).await.map_err(|_| EslError::Handshake {
+            stage: "handshake",
+            detail: format!("no answer within {:?}", cfg.connect_timeout),
+        })??;
 
         let (cmd_tx, cmd_rx) = mpsc::channel::<Request>(4096);
         let (others, _) = broadcast::channel(4096);
@@ -314,33 +282,25 @@ impl EslClient {
 
     fn check_line(cmd: &str) -> Result<(), EslError> {
         if cmd.is_empty() || cmd.contains('\n') || cmd.contains('\r') {
-            return Err(EslError::InvalidCommand(format!(
-                "{cmd:?} is empty or contains a newline"
-            )));
+            return Err(EslError::InvalidCommand(format!("{cmd:?} is empty or contains a newline")));
         }
         Ok(())
     }
 
     async fn request(&self, cmd: Command) -> Result<Frame, EslError> {
         if self.inner.closed.is_cancelled() {
-            return Err(EslError::Closed {
-                reason: self.close_reason(),
-            });
+            return Err(EslError::Closed { reason: self.close_reason() });
         }
         let (tx, rx) = oneshot::channel();
         self.inner
             .cmd_tx
             .send(Request { cmd, reply: tx })
             .await
-            .map_err(|_| EslError::Closed {
-                reason: self.close_reason(),
-            })?;
+            .map_err(|_| EslError::Closed { reason: self.close_reason() })?;
         let t = self.inner.cfg.command_timeout;
         match tokio::time::timeout(t, rx).await {
             Err(_) => Err(EslError::Timeout(t)),
-            Ok(Err(_)) => Err(EslError::Closed {
-                reason: self.close_reason(),
-            }),
+            Ok(Err(_)) => Err(EslError::Closed { reason: self.close_reason() }),
             Ok(Ok(r)) => r,
         }
     }
@@ -349,11 +309,7 @@ impl EslClient {
     /// `command/reply` frame.
     pub async fn command(&self, line: &str) -> Result<Frame, EslError> {
         Self::check_line(line)?;
-        self.request(Command {
-            text: line.to_string(),
-            body: None,
-        })
-        .await
+        self.request(Command { text: line.to_string(), body: None }).await
     }
 
     /// Send a command with extra header lines and an optional body
@@ -369,9 +325,7 @@ impl EslClient {
         for (k, v) in headers {
             Self::check_line(k)?;
             if v.contains('\n') || v.contains('\r') {
-                return Err(EslError::InvalidCommand(format!(
-                    "header {k} contains a newline"
-                )));
+                return Err(EslError::InvalidCommand(format!("header {k} contains a newline")));
             }
             text.push('\n');
             text.push_str(k);
@@ -388,12 +342,7 @@ impl EslClient {
     /// not as errors, because callers such as `uuid_exists` need them.
     pub async fn api(&self, cmd: &str) -> Result<String, EslError> {
         Self::check_line(cmd)?;
-        let f = self
-            .request(Command {
-                text: format!("api {cmd}"),
-                body: None,
-            })
-            .await?;
+        let f = self.request(Command { text: format!("api {cmd}"), body: None }).await?;
         Ok(f.reply_text())
     }
 
@@ -404,18 +353,9 @@ impl EslClient {
         let job = uuid::Uuid::new_v4().to_string();
         let (tx, rx) = oneshot::channel();
         lock(&self.inner.jobs).insert(job.clone(), tx);
-        let res = self
-            .request(Command {
-                text: format!("bgapi {cmd}\nJob-UUID: {job}"),
-                body: None,
-            })
-            .await;
+        let res = self.request(Command { text: format!("bgapi {cmd}\nJob-UUID: {job}"), body: None }).await;
         match res {
-            Ok(f) if f.reply_ok() => Ok(BgJob {
-                job_uuid: job,
-                rx,
-                client: self.clone(),
-            }),
+            Ok(f) if f.reply_ok() => Ok(BgJob { job_uuid: job, rx, client: self.clone() }),
             Ok(f) => {
                 lock(&self.inner.jobs).remove(&job);
                 Err(EslError::CommandFailed(f.reply_text()))
@@ -432,19 +372,8 @@ impl EslClient {
     pub fn subscribe_call(&self, uuid: &str) -> CallEvents {
         let (tx, rx) = mpsc::channel(self.inner.cfg.call_queue.max(1));
         let lagged = Arc::new(AtomicBool::new(false));
-        lock(&self.inner.routes).insert(
-            uuid.to_string(),
-            Route {
-                tx,
-                lagged: lagged.clone(),
-            },
-        );
-        CallEvents {
-            uuid: uuid.to_string(),
-            rx,
-            lagged,
-            inner: Arc::downgrade(&self.inner),
-        }
+        lock(&self.inner.routes).insert(uuid.to_string(), Route { tx, lagged: lagged.clone() });
+        CallEvents { uuid: uuid.to_string(), rx, lagged, inner: Arc::downgrade(&self.inner) }
     }
 
     /// Events not routed to a call or job (HEARTBEAT, events of unknown calls…).
@@ -483,9 +412,7 @@ pub struct BgJob {
 impl BgJob {
     /// Wait for the BACKGROUND_JOB event and return its body (`+OK …` / `-ERR …`).
     pub async fn result(self) -> Result<String, EslError> {
-        let reason = || EslError::Closed {
-            reason: self.client.close_reason(),
-        };
+        let reason = || EslError::Closed { reason: self.client.close_reason() };
         let ev = self.rx.await.map_err(|_| reason())?;
         Ok(ev.body_text().map(|b| b.into_owned()).unwrap_or_default())
     }
@@ -528,10 +455,7 @@ impl Drop for CallEvents {
         if let Some(inner) = self.inner.upgrade() {
             let mut routes = lock(&inner.routes);
             // Only remove our own route (a re-subscription may have replaced it).
-            if routes
-                .get(&self.uuid)
-                .is_some_and(|r| Arc::ptr_eq(&r.lagged, &self.lagged))
-            {
+            if routes.get(&self.uuid).is_some_and(|r| Arc::ptr_eq(&r.lagged, &self.lagged)) {
                 routes.remove(&self.uuid);
             }
         }
@@ -560,9 +484,7 @@ async fn write_loop(
         let mut failed = None;
         for Request { cmd, reply } in batch {
             if failed.is_some() {
-                let _ = reply.send(Err(EslError::Closed {
-                    reason: failed.clone(),
-                }));
+                let _ = reply.send(Err(EslError::Closed { reason: failed.clone() }));
                 continue;
             }
             lock(&pending).push_back(reply);
@@ -583,9 +505,7 @@ async fn write_loop(
     // Fail requests that were queued but never written.
     rx.close();
     while let Ok(r) = rx.try_recv() {
-        let _ = r.reply.send(Err(EslError::Closed {
-            reason: lock(&inner.close_reason).clone(),
-        }));
+        let _ = r.reply.send(Err(EslError::Closed { reason: lock(&inner.close_reason).clone() }));
     }
 }
 
@@ -598,9 +518,7 @@ fn close(inner: &Inner, pending: &Mutex<VecDeque<ReplySlot>>, reason: String) {
     }
     let reason = lock(&inner.close_reason).clone();
     for slot in lock(pending).drain(..) {
-        let _ = slot.send(Err(EslError::Closed {
-            reason: reason.clone(),
-        }));
+        let _ = slot.send(Err(EslError::Closed { reason: reason.clone() }));
     }
     lock(&inner.routes).clear();
     lock(&inner.jobs).clear();
@@ -608,10 +526,7 @@ fn close(inner: &Inner, pending: &Mutex<VecDeque<ReplySlot>>, reason: String) {
 }
 
 fn now_us() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
 }
 
 /// Frames handled per wake-up of the reader: enough to amortise the hand-off
@@ -634,9 +549,7 @@ async fn read_loop(
             c = frames.next() => c,
         };
         let Some(chunk) = chunk else {
-            break notice
-                .take()
-                .unwrap_or_else(|| "FreeSWITCH closed the socket".into());
+            break notice.take().unwrap_or_else(|| "FreeSWITCH closed the socket".into());
         };
         inner.touch();
         let mut batch = Vec::with_capacity(if firehose.is_some() { chunk.len() } else { 0 });
@@ -681,10 +594,7 @@ async fn read_loop(
                     dispatch(&inner, ev);
                 }
                 ContentType::DisconnectNotice => {
-                    notice = Some(format!(
-                        "FreeSWITCH disconnected: {}",
-                        String::from_utf8_lossy(&frame.body).trim()
-                    ));
+                    notice = Some(format!("FreeSWITCH disconnected: {}", String::from_utf8_lossy(&frame.body).trim()));
                 }
                 ContentType::RudeRejection => {
                     ended = Some(format!(
@@ -697,14 +607,8 @@ async fn read_loop(
             }
         }
         // Once per read: how far behind FreeSWITCH's clock the newest event is.
-        if let Some(ts) = newest.and_then(|ev| {
-            ev.header("Event-Date-Timestamp")
-                .and_then(|t| t.parse::<i64>().ok())
-        }) {
-            inner
-                .stats
-                .consumer_lag_us
-                .store(now_us() - ts, Ordering::Relaxed);
+        if let Some(ts) = newest.and_then(|ev| ev.header("Event-Date-Timestamp").and_then(|t| t.parse::<i64>().ok())) {
+            inner.stats.consumer_lag_us.store(now_us() - ts, Ordering::Relaxed);
         }
         // Events read before a protocol error are still delivered.
         if let (Some(tx), false) = (&firehose, batch.is_empty()) {
@@ -742,10 +646,7 @@ fn dispatch(inner: &Inner, ev: Arc<Event>) {
                 Ok(()) => return,
                 Err(mpsc::error::TrySendError::Full(_)) => {
                     route.lagged.store(true, Ordering::Release);
-                    inner
-                        .stats
-                        .lagged_subscribers
-                        .fetch_add(1, Ordering::Relaxed);
+                    inner.stats.lagged_subscribers.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(uuid = %uuid, "call event subscriber lagged; dropped");
                     routes.remove(uuid.as_ref());
                 }

@@ -62,11 +62,7 @@ impl Frame {
     pub fn reply_text(&self) -> String {
         match self.content_type {
             ContentType::ApiResponse => String::from_utf8_lossy(&self.body).into_owned(),
-            _ => self
-                .headers
-                .get("Reply-Text")
-                .map(|s| s.into_owned())
-                .unwrap_or_default(),
+            _ => self.headers.get("Reply-Text").map(|s| s.into_owned()).unwrap_or_default(),
         }
     }
 
@@ -79,7 +75,9 @@ impl Frame {
 #[derive(Debug)]
 enum State {
     /// Looking for the blank line; `scanned` bytes are known to contain none.
-    Head { scanned: usize },
+    Head {
+        scanned: usize,
+    },
     Body {
         headers: Headers,
         ctype: ContentType,
@@ -116,18 +114,13 @@ impl EslCodec {
 }
 
 fn parse_content_length(raw: &[u8]) -> Result<usize, DecodeError> {
-    let bad = || DecodeError::BadContentLength {
-        value: String::from_utf8_lossy(raw).into_owned(),
-    };
+    let bad = || DecodeError::BadContentLength { value: String::from_utf8_lossy(raw).into_owned() };
     if raw.is_empty() || raw.len() > 19 || !raw.iter().all(u8::is_ascii_digit) {
         return Err(bad());
     }
     let mut n: usize = 0;
     for d in raw {
-        n = n
-            .checked_mul(10)
-            .and_then(|n| n.checked_add(usize::from(d - b'0')))
-            .ok_or_else(bad)?;
+        n = n.checked_mul(10).and_then(|n| n.checked_add(usize::from(d - b'0'))).ok_or_else(bad)?;
     }
     Ok(n)
 }
@@ -142,10 +135,7 @@ impl Decoder for EslCodec {
                 State::Head { scanned } => {
                     // Stray newlines between frames carry no information.
                     if *scanned == 0 {
-                        let skip = buf
-                            .iter()
-                            .take_while(|b| **b == b'\n' || **b == b'\r')
-                            .count();
+                        let skip = buf.iter().take_while(|b| **b == b'\n' || **b == b'\r').count();
                         if skip > 0 {
                             buf.advance(skip);
                         }
@@ -162,49 +152,32 @@ impl Decoder for EslCodec {
                         // `>` a block of exactly the limit failed when it
                         // arrived byte by byte but passed when whole.)
                         if buf.len() > self.max_header.saturating_add(1) {
-                            return Err(DecodeError::HeaderTooLarge {
-                                limit: self.max_header,
-                            });
+                            return Err(DecodeError::HeaderTooLarge { limit: self.max_header });
                         }
                         *scanned = buf.len();
                         return Ok(None);
                     };
                     let end = from + rel;
                     if end > self.max_header {
-                        return Err(DecodeError::HeaderTooLarge {
-                            limit: self.max_header,
-                        });
+                        return Err(DecodeError::HeaderTooLarge { limit: self.max_header });
                     }
                     let head = buf.split_to(end).freeze();
                     buf.advance(2);
                     self.state = State::Head { scanned: 0 };
                     let headers = Headers::parse(head, ValueEncoding::Raw)?;
-                    let ctype = headers
-                        .get("Content-Type")
-                        .map_or(ContentType::Missing, |c| ContentType::parse(&c));
+                    let ctype = headers.get("Content-Type").map_or(ContentType::Missing, |c| ContentType::parse(&c));
                     let len = match headers.get_raw("Content-Length") {
                         Some(v) => parse_content_length(v)?,
                         None => 0,
                     };
                     if len > self.max_body {
-                        return Err(DecodeError::BodyTooLarge {
-                            len,
-                            limit: self.max_body,
-                        });
+                        return Err(DecodeError::BodyTooLarge { len, limit: self.max_body });
                     }
                     if len == 0 {
-                        return Ok(Some(Frame {
-                            content_type: ctype,
-                            headers,
-                            body: Bytes::new(),
-                        }));
+                        return Ok(Some(Frame { content_type: ctype, headers, body: Bytes::new() }));
                     }
                     buf.reserve(len.saturating_sub(buf.len()));
-                    self.state = State::Body {
-                        headers,
-                        ctype,
-                        len,
-                    };
+                    self.state = State::Body { headers, ctype, len };
                 }
                 State::Body { len, .. } => {
                     let len = *len;
@@ -214,11 +187,7 @@ impl Decoder for EslCodec {
                     let state = std::mem::replace(&mut self.state, State::Head { scanned: 0 });
                     if let State::Body { headers, ctype, .. } = state {
                         let body = buf.split_to(len).freeze();
-                        return Ok(Some(Frame {
-                            content_type: ctype,
-                            headers,
-                            body,
-                        }));
+                        return Ok(Some(Frame { content_type: ctype, headers, body }));
                     }
                 }
             }
@@ -235,10 +204,7 @@ impl Decoder for EslCodec {
                 } else {
                     Err(DecodeError::Io(std::io::Error::new(
                         std::io::ErrorKind::UnexpectedEof,
-                        format!(
-                            "connection closed inside a frame ({} bytes pending)",
-                            buf.len()
-                        ),
+                        format!("connection closed inside a frame ({} bytes pending)", buf.len()),
                     )))
                 }
             }
@@ -284,7 +250,8 @@ mod tests {
 
     #[test]
     fn body_without_newline_is_followed_by_next_frame() {
-        let data = b"Content-Type: api/response\nContent-Length: 3\n\n}]}Content-Type: command/reply\nReply-Text: +OK bye\n\n";
+        let data =
+            b"Content-Type: api/response\nContent-Length: 3\n\n}]}Content-Type: command/reply\nReply-Text: +OK bye\n\n";
         let frames = decode_all(data).expect("valid");
         assert_eq!(frames.len(), 2);
         assert_eq!(&frames[0].body[..], b"}]}");
@@ -293,28 +260,14 @@ mod tests {
 
     #[test]
     fn garbage_gives_errors_not_panics() {
-        for bad in [
-            &b"Content-Length: -4\n\n"[..],
-            b"Content-Length: 99999999999999999999999\n\n",
-            b"no colon\n\n",
-        ] {
-            assert!(
-                decode_all(bad).is_err(),
-                "{:?}",
-                String::from_utf8_lossy(bad)
-            );
+        for bad in [&b"Content-Length: -4\n\n"[..], b"Content-Length: 99999999999999999999999\n\n", b"no colon\n\n"] {
+            assert!(decode_all(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
         }
         let mut c = EslCodec::new(32, 1024);
         let mut buf = BytesMut::from(&[b'a'; 100][..]);
-        assert!(matches!(
-            c.decode(&mut buf),
-            Err(DecodeError::HeaderTooLarge { .. })
-        ));
+        assert!(matches!(c.decode(&mut buf), Err(DecodeError::HeaderTooLarge { .. })));
         let mut c = EslCodec::new(1024, 10);
         let mut buf = BytesMut::from(&b"Content-Length: 11\n\n"[..]);
-        assert!(matches!(
-            c.decode(&mut buf),
-            Err(DecodeError::BodyTooLarge { .. })
-        ));
+        assert!(matches!(c.decode(&mut buf), Err(DecodeError::BodyTooLarge { .. })));
     }
 }

@@ -24,10 +24,7 @@ pub enum DecodeError {
 #[derive(Debug, thiserror::Error)]
 pub enum EslError {
     #[error("cannot connect to FreeSWITCH at {addr}: {source}")]
-    Connect {
-        addr: String,
-        source: std::io::Error,
-    },
+    Connect { addr: String, source: std::io::Error },
     #[error("FreeSWITCH rejected the ESL password ({reply})")]
     AuthFailed { reply: String },
     #[error("unexpected ESL frame during {stage}: {detail}")]

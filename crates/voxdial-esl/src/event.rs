@@ -49,9 +49,7 @@ impl Event {
                 let n = parse_inner_length(len)?;
                 let avail = data.len() - rest;
                 if n > avail {
-                    return Err(DecodeError::BadEvent(format!(
-                        "inner Content-Length {n} but only {avail} body bytes"
-                    )));
+                    return Err(DecodeError::BadEvent(format!("inner Content-Length {n} but only {avail} body bytes")));
                 }
                 Some(data.slice(rest..rest + n))
             }
@@ -63,10 +61,7 @@ impl Event {
             }
             _ => None,
         };
-        Ok(Event {
-            repr: Repr::Plain(headers),
-            body,
-        })
+        Ok(Event { repr: Repr::Plain(headers), body })
     }
 
     /// Parse a JSON event: a flat object whose values are (almost always)
@@ -105,10 +100,7 @@ impl Event {
             return Self::parse_json_owned(&members);
         }
         drop(members);
-        Ok(Event {
-            repr: Repr::Plain(Headers::from_spans(data, spans, ValueEncoding::Json)),
-            body,
-        })
+        Ok(Event { repr: Repr::Plain(Headers::from_spans(data, spans, ValueEncoding::Json)), body })
     }
 
     fn parse_json_owned(members: &JsonMembers<'_>) -> Result<Event, DecodeError> {
@@ -125,66 +117,42 @@ impl Event {
                 pairs.push((k.clone().into_owned(), value));
             }
         }
-        Ok(Event {
-            repr: Repr::Pairs(pairs),
-            body,
-        })
+        Ok(Event { repr: Repr::Pairs(pairs), body })
     }
 
     fn parse_xml(data: &[u8]) -> Result<Event, DecodeError> {
-        let text = std::str::from_utf8(data)
-            .map_err(|_| DecodeError::BadEvent("XML event is not UTF-8".into()))?;
+        let text = std::str::from_utf8(data).map_err(|_| DecodeError::BadEvent("XML event is not UTF-8".into()))?;
         let bad = |w: &str| DecodeError::BadEvent(format!("XML event: {w}"));
         let hs = text.find("<headers>").ok_or_else(|| bad("no <headers>"))? + "<headers>".len();
-        let he = text[hs..]
-            .find("</headers>")
-            .ok_or_else(|| bad("no </headers>"))?
-            + hs;
+        let he = text[hs..].find("</headers>").ok_or_else(|| bad("no </headers>"))? + hs;
         let mut pairs = Vec::new();
         let mut rest = &text[hs..he];
         while let Some(open) = rest.find('<') {
-            let close = rest[open..]
-                .find('>')
-                .ok_or_else(|| bad("unterminated tag"))?
-                + open;
+            let close = rest[open..].find('>').ok_or_else(|| bad("unterminated tag"))? + open;
             let name = &rest[open + 1..close];
             if name.is_empty() || name.starts_with('/') {
                 return Err(bad("unexpected closing tag"));
             }
             let end_tag = format!("</{name}>");
-            let vend = rest[close + 1..]
-                .find(&end_tag)
-                .ok_or_else(|| bad("missing closing tag"))?
-                + close
-                + 1;
+            let vend = rest[close + 1..].find(&end_tag).ok_or_else(|| bad("missing closing tag"))? + close + 1;
             let raw = &rest[close + 1..vend];
             let unescaped = xml_unescape(raw);
-            let value = percent_encoding::percent_decode_str(&unescaped)
-                .decode_utf8_lossy()
-                .into_owned();
+            let value = percent_encoding::percent_decode_str(&unescaped).decode_utf8_lossy().into_owned();
             pairs.push((name.to_string(), value));
             rest = &rest[vend + end_tag.len()..];
         }
         let body = text.find("<body>").and_then(|bs| {
             let bs = bs + "<body>".len();
-            text[bs..]
-                .find("</body>")
-                .map(|be| Bytes::from(xml_unescape(&text[bs..bs + be])))
+            text[bs..].find("</body>").map(|be| Bytes::from(xml_unescape(&text[bs..bs + be])))
         });
-        Ok(Event {
-            repr: Repr::Pairs(pairs),
-            body,
-        })
+        Ok(Event { repr: Repr::Pairs(pairs), body })
     }
 
     /// The first value of header `name`, decoded.
     pub fn header(&self, name: &str) -> Option<Cow<'_, str>> {
         match &self.repr {
             Repr::Plain(h) => h.get(name),
-            Repr::Pairs(p) => p
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| Cow::Borrowed(v.as_str())),
+            Repr::Pairs(p) => p.iter().find(|(k, _)| k == name).map(|(_, v)| Cow::Borrowed(v.as_str())),
         }
     }
 
@@ -222,10 +190,7 @@ impl Event {
     /// Every header in wire order.
     pub fn headers(&self) -> Vec<(String, String)> {
         match &self.repr {
-            Repr::Plain(h) => h
-                .iter()
-                .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                .collect(),
+            Repr::Plain(h) => h.iter().map(|(k, v)| (k.into_owned(), v.into_owned())).collect(),
             Repr::Pairs(p) => p.clone(),
         }
     }
@@ -240,15 +205,9 @@ impl Event {
 
 /// An inner `Content-Length` value.
 fn parse_inner_length(raw: &[u8]) -> Result<usize, DecodeError> {
-    std::str::from_utf8(raw)
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .ok_or_else(|| {
-            DecodeError::BadEvent(format!(
-                "inner Content-Length {:?} is not a number",
-                String::from_utf8_lossy(raw)
-            ))
-        })
+    std::str::from_utf8(raw).ok().and_then(|s| s.trim().parse().ok()).ok_or_else(|| {
+        DecodeError::BadEvent(format!("inner Content-Length {:?} is not a number", String::from_utf8_lossy(raw)))
+    })
 }
 
 /// The `_body` member: a zero-copy slice when it has no escapes.
@@ -277,14 +236,9 @@ impl<'de> serde::Deserialize<'de> for JsonMembers<'de> {
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str("a JSON object")
             }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut map: A,
-            ) -> Result<Self::Value, A::Error> {
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
                 let mut out = Vec::with_capacity(map.size_hint().unwrap_or(128).min(1024));
-                while let Some((k, v)) =
-                    map.next_entry::<CowStr<'de>, &'de serde_json::value::RawValue>()?
-                {
+                while let Some((k, v)) = map.next_entry::<CowStr<'de>, &'de serde_json::value::RawValue>()? {
                     out.push((k.0, v));
                 }
                 Ok(JsonMembers(out))
@@ -324,11 +278,7 @@ fn xml_unescape(s: &str) -> String {
     if !s.contains('&') {
         return s.to_string();
     }
-    s.replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&apos;", "'")
-        .replace("&amp;", "&")
+    s.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", "\"").replace("&apos;", "'").replace("&amp;", "&")
 }
 
 #[cfg(test)]
@@ -356,17 +306,12 @@ mod tests {
         assert_eq!(ev.header("A").as_deref(), Some("x\"y"));
         assert_eq!(ev.header("N").as_deref(), Some("12"));
         let names: Vec<String> = ev.headers().into_iter().map(|(k, _)| k).collect();
-        assert_eq!(
-            names,
-            ["Event-Name", "Job-UUID", "A", "N"],
-            "wire order, _body excluded"
-        );
+        assert_eq!(names, ["Event-Name", "Job-UUID", "A", "N"], "wire order, _body excluded");
     }
 
     #[test]
     fn json_event_with_escaped_key_takes_the_owned_path() {
-        let ev = Event::parse_json(Bytes::from_static(br#"{"K\u0041":"v","_body":"b"}"#))
-            .expect("valid");
+        let ev = Event::parse_json(Bytes::from_static(br#"{"K\u0041":"v","_body":"b"}"#)).expect("valid");
         assert_eq!(ev.header("KA").as_deref(), Some("v"));
         assert_eq!(ev.body_text().as_deref(), Some("b"));
     }
@@ -383,9 +328,6 @@ mod tests {
 
     #[test]
     fn inner_length_beyond_body_is_an_error() {
-        assert!(Event::parse_plain(Bytes::from_static(
-            b"Event-Name: X\nContent-Length: 50\n\nshort"
-        ))
-        .is_err());
+        assert!(Event::parse_plain(Bytes::from_static(b"Event-Name: X\nContent-Length: 50\n\nshort")).is_err());
     }
 }

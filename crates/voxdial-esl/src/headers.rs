@@ -64,10 +64,7 @@ struct Hot {
 
 impl Default for Hot {
     fn default() -> Self {
-        Hot {
-            first: [ABSENT; HOT.len()],
-            last_content_length: ABSENT,
-        }
+        Hot { first: [ABSENT; HOT.len()], last_content_length: ABSENT }
     }
 }
 
@@ -104,28 +101,15 @@ fn push_line(
     (start, colon, end): (usize, Option<usize>, usize),
 ) -> Result<(), DecodeError> {
     let Some(colon) = colon.filter(|c| *c < end) else {
-        return Err(DecodeError::BadHeaderLine {
-            line: line_no,
-            reason: "no ':' separator",
-        });
+        return Err(DecodeError::BadHeaderLine { line: line_no, reason: "no ':' separator" });
     };
     if colon == start {
-        return Err(DecodeError::BadHeaderLine {
-            line: line_no,
-            reason: "empty header name",
-        });
+        return Err(DecodeError::BadHeaderLine { line: line_no, reason: "empty header name" });
     }
-    let vstart = if bytes.get(colon + 1) == Some(&b' ') && colon + 1 < end {
-        colon + 2
-    } else {
-        colon + 1
-    };
+    let vstart = if bytes.get(colon + 1) == Some(&b' ') && colon + 1 < end { colon + 2 } else { colon + 1 };
     hot.note(bytes.get(start..colon).unwrap_or_default(), spans.len());
     // Lengths were checked against u32::MAX by the caller.
-    spans.push(Span {
-        name: (start as u32, colon as u32),
-        value: (vstart as u32, end as u32),
-    });
+    spans.push(Span { name: (start as u32, colon as u32), value: (vstart as u32, end as u32) });
     Ok(())
 }
 
@@ -176,29 +160,13 @@ impl LineState {
                 self.rest = Some(i + 1);
                 return Ok(true);
             }
-            return Err(DecodeError::BadHeaderLine {
-                line: self.line_no,
-                reason: "empty line inside header block",
-            });
+            return Err(DecodeError::BadHeaderLine { line: self.line_no, reason: "empty line inside header block" });
         }
-        let end = if bytes.get(i.wrapping_sub(1)) == Some(&b'\r') {
-            i - 1
-        } else {
-            i
-        };
+        let end = if bytes.get(i.wrapping_sub(1)) == Some(&b'\r') { i - 1 } else { i };
         if end == self.line_start {
-            return Err(DecodeError::BadHeaderLine {
-                line: self.line_no,
-                reason: "empty line inside header block",
-            });
+            return Err(DecodeError::BadHeaderLine { line: self.line_no, reason: "empty line inside header block" });
         }
-        push_line(
-            bytes,
-            &mut self.spans,
-            &mut self.hot,
-            self.line_no,
-            (self.line_start, self.colon, end),
-        )?;
+        push_line(bytes, &mut self.spans, &mut self.hot, self.line_no, (self.line_start, self.colon, end))?;
         self.line_start = i + 1;
         self.colon = None;
         Ok(false)
@@ -219,15 +187,9 @@ impl Headers {
     ///
     /// One SIMD pass finds every ':' and '\n' at once: FreeSWITCH events have
     /// ~90 short lines, and a search call per line cost more than the scan.
-    pub(crate) fn scan(
-        data: Bytes,
-        encoding: ValueEncoding,
-        stop_at_blank: bool,
-    ) -> Result<Scan, DecodeError> {
+    pub(crate) fn scan(data: Bytes, encoding: ValueEncoding, stop_at_blank: bool) -> Result<Scan, DecodeError> {
         if data.len() > u32::MAX as usize {
-            return Err(DecodeError::HeaderTooLarge {
-                limit: u32::MAX as usize,
-            });
+            return Err(DecodeError::HeaderTooLarge { limit: u32::MAX as usize });
         }
         let bytes = &data[..];
         // Event lines average ~40 bytes; sizing once avoids regrowth.
@@ -277,62 +239,32 @@ impl Headers {
         }
         if st.rest.is_none() && st.line_start < bytes.len() {
             // A last line without '\n'.
-            push_line(
-                bytes,
-                &mut st.spans,
-                &mut st.hot,
-                st.line_no + 1,
-                (st.line_start, st.colon, bytes.len()),
-            )?;
+            push_line(bytes, &mut st.spans, &mut st.hot, st.line_no + 1, (st.line_start, st.colon, bytes.len()))?;
         }
         Ok(Scan {
-            last_content_length: (st.hot.last_content_length != ABSENT)
-                .then_some(st.hot.last_content_length as usize),
-            headers: Headers {
-                raw: data,
-                spans: st.spans,
-                encoding,
-                hot: st.hot,
-            },
+            last_content_length: (st.hot.last_content_length != ABSENT).then_some(st.hot.last_content_length as usize),
+            headers: Headers { raw: data, spans: st.spans, encoding, hot: st.hot },
             rest: st.rest,
         })
     }
 
     /// Build from spans computed elsewhere (the JSON event parser).
-    pub(crate) fn from_spans(
-        raw: Bytes,
-        spans: Vec<((u32, u32), (u32, u32))>,
-        encoding: ValueEncoding,
-    ) -> Self {
+    pub(crate) fn from_spans(raw: Bytes, spans: Vec<((u32, u32), (u32, u32))>, encoding: ValueEncoding) -> Self {
         let mut hot = Hot::default();
         let spans = spans
             .into_iter()
             .enumerate()
             .map(|(i, (name, value))| {
-                hot.note(
-                    raw.get(name.0 as usize..name.1 as usize)
-                        .unwrap_or_default(),
-                    i,
-                );
+                hot.note(raw.get(name.0 as usize..name.1 as usize).unwrap_or_default(), i);
                 Span { name, value }
             })
             .collect();
-        Headers {
-            raw,
-            spans,
-            encoding,
-            hot,
-        }
+        Headers { raw, spans, encoding, hot }
     }
 
     /// An empty header list.
     pub fn empty() -> Self {
-        Headers {
-            raw: Bytes::new(),
-            spans: Vec::new(),
-            encoding: ValueEncoding::Raw,
-            hot: Hot::default(),
-        }
+        Headers { raw: Bytes::new(), spans: Vec::new(), encoding: ValueEncoding::Raw, hot: Hot::default() }
     }
 
     pub fn len(&self) -> usize {
@@ -344,15 +276,11 @@ impl Headers {
     }
 
     fn name_bytes(&self, s: &Span) -> &[u8] {
-        self.raw
-            .get(s.name.0 as usize..s.name.1 as usize)
-            .unwrap_or_default()
+        self.raw.get(s.name.0 as usize..s.name.1 as usize).unwrap_or_default()
     }
 
     fn value_bytes(&self, s: &Span) -> &[u8] {
-        self.raw
-            .get(s.value.0 as usize..s.value.1 as usize)
-            .unwrap_or_default()
+        self.raw.get(s.value.0 as usize..s.value.1 as usize).unwrap_or_default()
     }
 
     fn decode<'a>(&self, v: &'a [u8]) -> Cow<'a, str> {
@@ -366,10 +294,8 @@ impl Headers {
                     match percent_encoding::percent_decode(v).decode_utf8() {
                         Ok(s) => s,
                         Err(_) => Cow::Owned(
-                            String::from_utf8_lossy(
-                                &percent_encoding::percent_decode(v).collect::<Vec<u8>>(),
-                            )
-                            .into_owned(),
+                            String::from_utf8_lossy(&percent_encoding::percent_decode(v).collect::<Vec<u8>>())
+                                .into_owned(),
                         ),
                     }
                 }
@@ -379,9 +305,7 @@ impl Headers {
                     // A number, object, `true`…: its JSON text is its value.
                     return String::from_utf8_lossy(v);
                 }
-                let inner = v
-                    .get(1..v.len().saturating_sub(1).max(1))
-                    .unwrap_or_default();
+                let inner = v.get(1..v.len().saturating_sub(1).max(1)).unwrap_or_default();
                 if memchr::memchr(b'\\', inner).is_none() {
                     String::from_utf8_lossy(inner)
                 } else {
@@ -404,11 +328,7 @@ impl Headers {
     fn find(&self, name: &str) -> Option<&Span> {
         if let Some(k) = HOT.iter().position(|h| *h == name) {
             let i = *self.hot.first.get(k)?;
-            return if i == ABSENT {
-                None
-            } else {
-                self.spans.get(i as usize)
-            };
+            return if i == ABSENT { None } else { self.spans.get(i as usize) };
         }
         let n = name.as_bytes();
         self.spans.iter().find(|s| self.name_bytes(s) == n)
@@ -430,30 +350,18 @@ impl Headers {
     /// The decoded value of the last header called `name`.
     pub fn get_last(&self, name: &str) -> Option<Cow<'_, str>> {
         let n = name.as_bytes();
-        self.spans
-            .iter()
-            .rev()
-            .find(|s| self.name_bytes(s) == n)
-            .map(|s| self.decode(self.value_bytes(s)))
+        self.spans.iter().rev().find(|s| self.name_bytes(s) == n).map(|s| self.decode(self.value_bytes(s)))
     }
 
     /// All values of `name`, in order.
     pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = Cow<'a, str>> + 'a {
         let n = name.as_bytes();
-        self.spans
-            .iter()
-            .filter(move |s| self.name_bytes(s) == n)
-            .map(|s| self.decode(self.value_bytes(s)))
+        self.spans.iter().filter(move |s| self.name_bytes(s) == n).map(|s| self.decode(self.value_bytes(s)))
     }
 
     /// Every header as (name, decoded value), in wire order.
     pub fn iter(&self) -> impl Iterator<Item = (Cow<'_, str>, Cow<'_, str>)> + '_ {
-        self.spans.iter().map(|s| {
-            (
-                String::from_utf8_lossy(self.name_bytes(s)),
-                self.decode(self.value_bytes(s)),
-            )
-        })
+        self.spans.iter().map(|s| (String::from_utf8_lossy(self.name_bytes(s)), self.decode(self.value_bytes(s))))
     }
 }
 
@@ -463,13 +371,12 @@ mod tests {
 
     #[test]
     fn parses_and_decodes_lazily() {
-        let raw = Bytes::from_static(b"Event-Name: API\nCaller-Callee-ID-Name: Outbound%20Call\nX:\nUnique-ID: a\nUnique-ID: a");
+        let raw = Bytes::from_static(
+            b"Event-Name: API\nCaller-Callee-ID-Name: Outbound%20Call\nX:\nUnique-ID: a\nUnique-ID: a",
+        );
         let h = Headers::parse(raw, ValueEncoding::UrlEncoded).expect("valid");
         assert_eq!(h.len(), 5);
-        assert_eq!(
-            h.get("Caller-Callee-ID-Name").as_deref(),
-            Some("Outbound Call")
-        );
+        assert_eq!(h.get("Caller-Callee-ID-Name").as_deref(), Some("Outbound Call"));
         assert_eq!(h.get("X").as_deref(), Some(""));
         assert_eq!(h.get_all("Unique-ID").count(), 2);
         assert!(h.get("event-name").is_none(), "names are case-sensitive");
@@ -485,8 +392,8 @@ mod tests {
 
     #[test]
     fn rejects_lines_without_colon() {
-        let err = Headers::parse(Bytes::from_static(b"A: b\ngarbage"), ValueEncoding::Raw)
-            .expect_err("line 2 has no colon");
+        let err =
+            Headers::parse(Bytes::from_static(b"A: b\ngarbage"), ValueEncoding::Raw).expect_err("line 2 has no colon");
         assert!(err.to_string().contains("line 2"), "{err}");
     }
 }

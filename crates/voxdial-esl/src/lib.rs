@@ -11,10 +11,7 @@ pub mod event;
 pub mod headers;
 pub mod supervisor;
 
-pub use client::{
-    BgJob, CallEvents, CallEventsEnd, ClientConfig, ClientStats, EslClient, EventFormat,
-    EventStream,
-};
+pub use client::{BgJob, CallEvents, CallEventsEnd, ClientConfig, ClientStats, EslClient, EventFormat, EventStream};
 pub use codec::{Command, ContentType, EslCodec, Frame};
 pub use error::{DecodeError, EslError};
 pub use event::Event;

@@ -67,17 +67,10 @@ impl Supervisor {
     /// Start connecting in the background. Cancelling `cancel` (or calling
     /// [`shutdown`](Self::shutdown)) sends `exit` and stops the supervisor.
     pub fn start(cfg: SupervisorConfig, cancel: CancellationToken) -> Supervisor {
-        let (state_tx, state) = watch::channel(ConnState::Disconnected {
-            reason: "not connected yet".into(),
-        });
+        let (state_tx, state) = watch::channel(ConnState::Disconnected { reason: "not connected yet".into() });
         let (client_tx, client) = watch::channel(None);
         let task = tokio::spawn(run(cfg, cancel.clone(), state_tx, client_tx));
-        Supervisor {
-            state,
-            client,
-            cancel,
-            task,
-        }
+        Supervisor { state, client, cancel, task }
     }
 
     /// A receiver of state changes (starts with the current state).
@@ -100,9 +93,7 @@ impl Supervisor {
                 }
             }
             if rx.changed().await.is_err() {
-                return Err(EslError::Closed {
-                    reason: Some("supervisor stopped".into()),
-                });
+                return Err(EslError::Closed { reason: Some("supervisor stopped".into()) });
             }
         }
     }
@@ -196,17 +187,11 @@ mod tests {
         cfg.backoff_initial = Duration::from_millis(100);
         cfg.backoff_max = Duration::from_secs(2);
         for attempt in 0..40 {
-            let full = (Duration::from_millis(100) * 2u32.pow(attempt.min(10)))
-                .min(Duration::from_secs(2));
+            let full = (Duration::from_millis(100) * 2u32.pow(attempt.min(10))).min(Duration::from_secs(2));
             let d = backoff(&cfg, attempt);
-            assert!(
-                d >= full / 2 && d <= full,
-                "attempt {attempt}: {d:?} not in [{:?}, {full:?}]",
-                full / 2
-            );
+            assert!(d >= full / 2 && d <= full, "attempt {attempt}: {d:?} not in [{:?}, {full:?}]", full / 2);
         }
-        let samples: std::collections::HashSet<Duration> =
-            (0..20).map(|_| backoff(&cfg, 5)).collect();
+        let samples: std::collections::HashSet<Duration> = (0..20).map(|_| backoff(&cfg, 5)).collect();
         assert!(samples.len() > 1, "no jitter");
     }
 }

@@ -16,21 +16,14 @@ fn config(fs: &FakeFs) -> ClientConfig {
 async fn until(what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     while !cond() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_api_calls_each_get_their_own_reply_while_events_stream() {
-    let fs = FakeFs::start(Opts {
-        stream_events: true,
-        ..Default::default()
-    })
-    .await;
+    let fs = FakeFs::start(Opts { stream_events: true, ..Default::default() }).await;
     let client = EslClient::connect(config(&fs)).await.expect("connect");
     let mut tasks = Vec::new();
     for t in 0..40 {
@@ -46,19 +39,10 @@ async fn concurrent_api_calls_each_get_their_own_reply_while_events_stream() {
     for t in tasks {
         t.await.expect("task");
     }
-    assert_eq!(
-        fs.commands()
-            .iter()
-            .filter(|c| c.starts_with("api echo"))
-            .count(),
-        1200
-    );
+    assert_eq!(fs.commands().iter().filter(|c| c.starts_with("api echo")).count(), 1200);
     // The replies were interleaved with a live event stream.
     let events = client.stats().events.load(Ordering::Relaxed);
-    assert!(
-        events > 100,
-        "only {events} events arrived while the calls ran"
-    );
+    assert!(events > 100, "only {events} events arrived while the calls ran");
     assert!(!client.is_closed());
 }
 
@@ -72,10 +56,7 @@ async fn timed_out_caller_still_consumes_its_reply_slot() {
     assert!(matches!(err, EslError::Timeout(_)), "{err}");
     // Let the late reply arrive; it must be dropped, not handed to the next caller.
     tokio::time::sleep(Duration::from_millis(150)).await;
-    assert_eq!(
-        client.api("after-timeout").await.expect("api"),
-        "after-timeout"
-    );
+    assert_eq!(client.api("after-timeout").await.expect("api"), "after-timeout");
     assert_eq!(client.api("and-again").await.expect("api"), "and-again");
 }
 
@@ -85,24 +66,16 @@ async fn cancelled_caller_still_consumes_its_reply_slot() {
     let client = EslClient::connect(config(&fs)).await.expect("connect");
     let c = client.clone();
     let slow = tokio::spawn(async move { c.api("sleep 200").await });
-    until("the slow command to reach the server", || {
-        fs.commands().iter().any(|c| c == "api sleep 200")
-    })
-    .await;
+    until("the slow command to reach the server", || fs.commands().iter().any(|c| c == "api sleep 200")).await;
     slow.abort();
     assert!(slow.await.expect_err("aborted").is_cancelled());
-    assert_eq!(
-        client.api("after-cancel").await.expect("api"),
-        "after-cancel"
-    );
+    assert_eq!(client.api("after-cancel").await.expect("api"), "after-cancel");
 }
 
 #[tokio::test]
 async fn wrong_password_is_auth_failed() {
     let fs = FakeFs::start(Opts::default()).await;
-    let err = EslClient::connect(ClientConfig::new(fs.addr_string(), "wrong"))
-        .await
-        .expect_err("must fail");
+    let err = EslClient::connect(ClientConfig::new(fs.addr_string(), "wrong")).await.expect_err("must fail");
     match err {
         EslError::AuthFailed { reply } => assert!(reply.contains("-ERR"), "{reply}"),
         other => panic!("expected AuthFailed, got {other}"),
@@ -115,12 +88,7 @@ async fn bgapi_results_are_routed_by_job_uuid_out_of_order() {
     let client = EslClient::connect(config(&fs)).await.expect("connect");
     let mut jobs = Vec::new();
     for n in 0..4 {
-        jobs.push(
-            client
-                .bgapi(&format!("originate call-{n}"))
-                .await
-                .expect("bgapi"),
-        );
+        jobs.push(client.bgapi(&format!("originate call-{n}")).await.expect("bgapi"));
     }
     let sent = fs.jobs();
     assert_eq!(sent.len(), 4);
@@ -133,10 +101,8 @@ async fn bgapi_results_are_routed_by_job_uuid_out_of_order() {
         fs.inject(background_job(job, &format!("+OK {cmd}\n")));
     }
     for (n, job) in jobs.into_iter().enumerate() {
-        let result = tokio::time::timeout(Duration::from_secs(5), job.result())
-            .await
-            .expect("in time")
-            .expect("result");
+        let result =
+            tokio::time::timeout(Duration::from_secs(5), job.result()).await.expect("in time").expect("result");
         assert_eq!(result, format!("+OK originate call-{n}\n"));
     }
 }
@@ -149,10 +115,7 @@ async fn call_events_are_routed_by_unique_id() {
     let mut b = client.subscribe_call("call-b");
     let mut others = client.other_events();
     let mut bytes = Vec::new();
-    for (seq, uuid) in ["call-a", "call-b", "call-x", "call-a", "call-b", "call-a"]
-        .iter()
-        .enumerate()
-    {
+    for (seq, uuid) in ["call-a", "call-b", "call-x", "call-a", "call-b", "call-a"].iter().enumerate() {
         bytes.extend(call_event("CHANNEL_STATE", uuid, seq));
     }
     fs.inject(bytes);
@@ -168,11 +131,7 @@ async fn call_events_are_routed_by_unique_id() {
         assert_eq!(recv_seq(&ev).as_deref(), Some(want));
     }
     let ev = others.recv().await.expect("unrouted event");
-    assert_eq!(
-        ev.unique_id().as_deref(),
-        Some("call-x"),
-        "only the unsubscribed call goes to others"
-    );
+    assert_eq!(ev.unique_id().as_deref(), Some("call-x"), "only the unsubscribed call goes to others");
     // Dropping a subscription sends that call's later events to others.
     drop(a);
     fs.inject(call_event("CHANNEL_HANGUP", "call-a", 9));
@@ -194,38 +153,23 @@ async fn lagged_call_subscriber_is_dropped_not_the_stream() {
     }
     bytes.extend(call_event("CHANNEL_ANSWER", "fine", 10));
     fs.inject(bytes);
-    until("all events to be read", || {
-        client.stats().events.load(Ordering::Relaxed) == 11
-    })
-    .await;
+    until("all events to be read", || client.stats().events.load(Ordering::Relaxed) == 11).await;
     // What was queued before the overflow is still delivered, then Lagged.
     for seq in 0..4 {
         let ev = slow.recv().await.expect("queued event");
-        assert_eq!(
-            ev.header("Event-Sequence").as_deref(),
-            Some(seq.to_string().as_str())
-        );
+        assert_eq!(ev.header("Event-Sequence").as_deref(), Some(seq.to_string().as_str()));
     }
-    assert_eq!(
-        slow.recv().await.expect_err("lagged"),
-        CallEventsEnd::Lagged
-    );
+    assert_eq!(slow.recv().await.expect_err("lagged"), CallEventsEnd::Lagged);
     assert_eq!(client.stats().lagged_subscribers.load(Ordering::Relaxed), 1);
     // Other calls and the connection are unaffected.
-    assert_eq!(
-        fine.recv().await.expect("fine").name().as_deref(),
-        Some("CHANNEL_ANSWER")
-    );
+    assert_eq!(fine.recv().await.expect("fine").name().as_deref(), Some("CHANNEL_ANSWER"));
     assert_eq!(client.api("still-alive").await.expect("api"), "still-alive");
 }
 
 #[tokio::test]
 async fn garbage_closes_the_connection_with_a_reason() {
     let cases: [(&[u8], &str); 3] = [
-        (
-            b"Content-Type: api/response\nContent-Length: 12x\n\n",
-            "Content-Length",
-        ),
+        (b"Content-Type: api/response\nContent-Length: 12x\n\n", "Content-Length"),
         (b"this line has no colon\n\n", "no ':' separator"),
         (&[b'A'; 70 * 1024], "exceeds"),
     ];
@@ -234,29 +178,18 @@ async fn garbage_closes_the_connection_with_a_reason() {
         let client = EslClient::connect(config(&fs)).await.expect("connect");
         let c = client.clone();
         let pending = tokio::spawn(async move { c.api("sleep 2000").await });
-        until("the command to reach the server", || {
-            fs.commands().iter().any(|c| c == "api sleep 2000")
-        })
-        .await;
+        until("the command to reach the server", || fs.commands().iter().any(|c| c == "api sleep 2000")).await;
         fs.inject(bytes.to_vec());
-        tokio::time::timeout(Duration::from_secs(5), client.closed())
-            .await
-            .expect("closed in time");
+        tokio::time::timeout(Duration::from_secs(5), client.closed()).await.expect("closed in time");
         let reason = client.close_reason().expect("a reason");
-        assert!(
-            reason.contains("protocol error") && reason.contains(want),
-            "{reason:?} should name {want:?}"
-        );
+        assert!(reason.contains("protocol error") && reason.contains(want), "{reason:?} should name {want:?}");
         // The in-flight command fails with the same reason.
         match pending.await.expect("task") {
             Err(EslError::Closed { reason: Some(r) }) => assert_eq!(r, reason),
             other => panic!("expected Closed with reason, got {other:?}"),
         }
         // And later commands fail at once.
-        assert!(matches!(
-            client.api("x").await,
-            Err(EslError::Closed { .. })
-        ));
+        assert!(matches!(client.api("x").await, Err(EslError::Closed { .. })));
     }
 }
 
@@ -264,28 +197,18 @@ async fn garbage_closes_the_connection_with_a_reason() {
 async fn disconnect_notice_is_the_close_reason() {
     let fs = FakeFs::start(Opts::default()).await;
     let client = EslClient::connect(config(&fs)).await.expect("connect");
-    fs.inject(frame(
-        "text/disconnect-notice",
-        b"The system is being shut down.\n",
-    ));
+    fs.inject(frame("text/disconnect-notice", b"The system is being shut down.\n"));
     fs.kick();
-    tokio::time::timeout(Duration::from_secs(5), client.closed())
-        .await
-        .expect("closed in time");
+    tokio::time::timeout(Duration::from_secs(5), client.closed()).await.expect("closed in time");
     let reason = client.close_reason().expect("reason");
-    assert!(
-        reason.contains("shut down") || reason.contains("closed the socket"),
-        "{reason}"
-    );
+    assert!(reason.contains("shut down") || reason.contains("closed the socket"), "{reason}");
 }
 
 #[tokio::test]
 async fn event_stream_is_lossless_and_ends_with_the_connection() {
     let fs = FakeFs::start(Opts::default()).await;
     // A stream much smaller than the burst: the reader must wait, not drop.
-    let (client, mut events) = EslClient::connect_with_events(config(&fs), 8)
-        .await
-        .expect("connect");
+    let (client, mut events) = EslClient::connect_with_events(config(&fs), 8).await.expect("connect");
     let mut bytes = Vec::new();
     for seq in 0..5000 {
         bytes.extend(call_event("CHANNEL_STATE", "burst", seq));
@@ -293,14 +216,8 @@ async fn event_stream_is_lossless_and_ends_with_the_connection() {
     fs.inject(bytes);
     for seq in 0..5000 {
         let ev = events.recv().await.expect("event");
-        assert_eq!(
-            ev.header("Event-Sequence").as_deref(),
-            Some(seq.to_string().as_str())
-        );
+        assert_eq!(ev.header("Event-Sequence").as_deref(), Some(seq.to_string().as_str()));
     }
     client.shutdown().await;
-    assert!(tokio::time::timeout(Duration::from_secs(5), events.recv())
-        .await
-        .expect("ends")
-        .is_none());
+    assert!(tokio::time::timeout(Duration::from_secs(5), events.recv()).await.expect("ends").is_none());
 }

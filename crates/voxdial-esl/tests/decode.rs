@@ -12,19 +12,12 @@ fn fixtures() -> Vec<(String, Vec<u8>)> {
     for entry in std::fs::read_dir(dir).expect("fixture dir") {
         let path = entry.expect("entry").path();
         if path.extension().is_some_and(|e| e == "esl") {
-            let name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             out.push((name, std::fs::read(&path).expect("read fixture")));
         }
     }
     out.sort();
-    assert!(
-        out.len() >= 20,
-        "expected the captured fixtures, found {}",
-        out.len()
-    );
+    assert!(out.len() >= 20, "expected the captured fixtures, found {}", out.len());
     out
 }
 
@@ -41,35 +34,23 @@ struct Seen {
 }
 
 fn seen(f: &Frame) -> Seen {
-    let event = Event::from_frame(f)
-        .expect("fixture event parses")
-        .map(|e| (e.headers(), e.body().cloned()));
+    let event = Event::from_frame(f).expect("fixture event parses").map(|e| (e.headers(), e.body().cloned()));
     Seen {
         content_type: f.content_type.clone(),
-        headers: f
-            .headers
-            .iter()
-            .map(|(k, v)| (k.into_owned(), v.into_owned()))
-            .collect(),
+        headers: f.headers.iter().map(|(k, v)| (k.into_owned(), v.into_owned())).collect(),
         body: f.body.clone(),
         event,
     }
 }
 
 /// Decode `data` delivered in pieces of the given sizes (the rest at once).
-fn decode_in(
-    data: &[u8],
-    sizes: &mut dyn Iterator<Item = usize>,
-) -> Result<Vec<Frame>, DecodeError> {
+fn decode_in(data: &[u8], sizes: &mut dyn Iterator<Item = usize>) -> Result<Vec<Frame>, DecodeError> {
     let mut codec = EslCodec::default();
     let mut buf = BytesMut::new();
     let mut frames = Vec::new();
     let mut pos = 0;
     while pos < data.len() {
-        let n = sizes
-            .next()
-            .unwrap_or(data.len())
-            .clamp(1, data.len() - pos);
+        let n = sizes.next().unwrap_or(data.len()).clamp(1, data.len() - pos);
         buf.extend_from_slice(&data[pos..pos + n]);
         pos += n;
         while let Some(f) = codec.decode(&mut buf)? {
@@ -177,10 +158,7 @@ fn random_bytes_give_errors_not_panics() {
             errors += 1;
         }
     }
-    assert!(
-        errors > 200,
-        "random input should mostly be rejected, got {errors} errors in 300"
-    );
+    assert!(errors > 200, "random input should mostly be rejected, got {errors} errors in 300");
 }
 
 #[test]
@@ -202,10 +180,7 @@ fn mutated_fixtures_never_panic() {
 fn huge_header_is_header_too_large() {
     let data = vec![b'X'; 100_000];
     let err = first_error(&data, EslCodec::new(64 * 1024, 1024), 4096).expect("error");
-    assert!(
-        matches!(err, DecodeError::HeaderTooLarge { limit: 65536 }),
-        "{err}"
-    );
+    assert!(matches!(err, DecodeError::HeaderTooLarge { limit: 65536 }), "{err}");
     assert!(err.to_string().contains("65536"), "{err}");
 }
 
@@ -222,10 +197,7 @@ fn header_of_exactly_the_limit_passes_however_it_is_chunked() {
             if size <= 64 {
                 assert!(got.is_none(), "size {size}, chunk {chunk}: {got:?}");
             } else {
-                assert!(
-                    matches!(got, Some(DecodeError::HeaderTooLarge { .. })),
-                    "size {size}, chunk {chunk}: {got:?}"
-                );
+                assert!(matches!(got, Some(DecodeError::HeaderTooLarge { .. })), "size {size}, chunk {chunk}: {got:?}");
             }
         }
     }
@@ -246,56 +218,32 @@ fn bad_content_length_is_named() {
 
 #[test]
 fn body_over_the_limit_is_body_too_large() {
-    let err =
-        first_error(b"Content-Length: 5000\n\n", EslCodec::new(1024, 4096), 3).expect("error");
-    assert!(
-        matches!(
-            err,
-            DecodeError::BodyTooLarge {
-                len: 5000,
-                limit: 4096
-            }
-        ),
-        "{err}"
-    );
+    let err = first_error(b"Content-Length: 5000\n\n", EslCodec::new(1024, 4096), 3).expect("error");
+    assert!(matches!(err, DecodeError::BodyTooLarge { len: 5000, limit: 4096 }), "{err}");
 }
 
 #[test]
 fn truncated_frame_at_eof_is_an_error() {
-    let err = first_error(
-        b"Content-Type: api/response\nContent-Length: 50\n\nshort",
-        EslCodec::default(),
-        9,
-    )
-    .expect("error");
+    let err =
+        first_error(b"Content-Type: api/response\nContent-Length: 50\n\nshort", EslCodec::default(), 9).expect("error");
     assert!(err.to_string().contains("closed inside a frame"), "{err}");
 }
 
 #[test]
 fn bad_event_bodies_are_bad_event() {
     let cases: [(&str, &[u8]); 5] = [
-        (
-            "text/event-plain",
-            b"Event-Name: X\nContent-Length: 50\n\nshort",
-        ),
-        (
-            "text/event-plain",
-            b"Event-Name: X\nContent-Length: lots\n\nbody",
-        ),
+        ("text/event-plain", b"Event-Name: X\nContent-Length: 50\n\nshort"),
+        ("text/event-plain", b"Event-Name: X\nContent-Length: lots\n\nbody"),
         ("text/event-plain", b"no colon here\n\n"),
         ("text/event-json", b"{\"Event-Name\": \"X\""),
         ("text/event-json", b"[1, 2]"),
     ];
     for (ctype, body) in cases {
-        let mut data =
-            format!("Content-Length: {}\nContent-Type: {ctype}\n\n", body.len()).into_bytes();
+        let mut data = format!("Content-Length: {}\nContent-Type: {ctype}\n\n", body.len()).into_bytes();
         data.extend_from_slice(body);
         let err = first_error(&data, EslCodec::default(), 5).expect("error");
         assert!(
-            matches!(
-                err,
-                DecodeError::BadEvent(_) | DecodeError::BadHeaderLine { .. }
-            ),
+            matches!(err, DecodeError::BadEvent(_) | DecodeError::BadHeaderLine { .. }),
             "{}: {err}",
             String::from_utf8_lossy(body)
         );

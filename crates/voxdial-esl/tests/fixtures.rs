@@ -15,19 +15,12 @@ fn fixtures() -> Vec<(String, Vec<u8>)> {
     for entry in std::fs::read_dir(fixture_dir()).expect("fixture dir") {
         let path = entry.expect("entry").path();
         if path.extension().is_some_and(|e| e == "esl") {
-            let name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             out.push((name, std::fs::read(&path).expect("read fixture")));
         }
     }
     out.sort();
-    assert!(
-        out.len() >= 20,
-        "expected the captured fixtures, found {}",
-        out.len()
-    );
+    assert!(out.len() >= 20, "expected the captured fixtures, found {}", out.len());
     out
 }
 
@@ -37,10 +30,7 @@ fn decode_chunked(data: &[u8], chunks: &mut dyn Iterator<Item = usize>) -> Vec<F
     let mut frames = Vec::new();
     let mut pos = 0;
     while pos < data.len() {
-        let n = chunks
-            .next()
-            .unwrap_or(data.len())
-            .clamp(1, data.len() - pos);
+        let n = chunks.next().unwrap_or(data.len()).clamp(1, data.len() - pos);
         buf.extend_from_slice(&data[pos..pos + n]);
         pos += n;
         while let Some(f) = codec.decode(&mut buf).expect("fixture decodes") {
@@ -61,11 +51,7 @@ fn every_fixture_decodes_whole_and_byte_by_byte() {
             assert_eq!(a.body, b.body, "{name}");
             assert_eq!(a.content_type, b.content_type, "{name}");
         }
-        assert_eq!(
-            whole[0].content_type,
-            ContentType::AuthRequest,
-            "{name} starts with the greeting"
-        );
+        assert_eq!(whole[0].content_type, ContentType::AuthRequest, "{name} starts with the greeting");
         let mut events = 0;
         for f in &whole {
             if let Some(ev) = Event::from_frame(f).unwrap_or_else(|e| panic!("{name}: {e}")) {
@@ -97,10 +83,7 @@ fn random_chunks_give_identical_frames() {
             });
             let split = decode_chunked(&data, &mut chunks);
             assert_eq!(whole.len(), split.len(), "{name}");
-            assert!(
-                whole.iter().zip(&split).all(|(a, b)| a.body == b.body),
-                "{name}"
-            );
+            assert!(whole.iter().zip(&split).all(|(a, b)| a.body == b.body), "{name}");
         }
     }
 }
@@ -116,14 +99,8 @@ fn hangup_complete_facts_are_readable() {
         .expect("hangup complete");
     assert_eq!(ev.header("Hangup-Cause").as_deref(), Some("USER_BUSY"));
     assert_eq!(ev.var("sip_term_status").as_deref(), Some("486"));
-    assert_eq!(
-        ev.var("sip_invite_failure_phrase").as_deref(),
-        Some("Busy Here")
-    );
-    assert_eq!(
-        ev.var("proto_specific_hangup_cause").as_deref(),
-        Some("sip:486")
-    );
+    assert_eq!(ev.var("sip_invite_failure_phrase").as_deref(), Some("Busy Here"));
+    assert_eq!(ev.var("proto_specific_hangup_cause").as_deref(), Some("sip:486"));
 }
 
 #[test]
@@ -136,10 +113,7 @@ fn sendevent_echo_with_duplicate_headers_keeps_its_body() {
         .filter(|e| e.subclass().as_deref() == Some("voxdial::asr"))
         .collect();
     assert_eq!(echoes.len(), 3);
-    assert_eq!(
-        echoes[0].header("ASR-Text").as_deref(),
-        Some("你好，我对这个产品很感兴趣")
-    );
+    assert_eq!(echoes[0].header("ASR-Text").as_deref(), Some("你好，我对这个产品很感兴趣"));
     assert_eq!(echoes[0].body().map(|b| b.len()), Some(135));
     assert!(echoes[0].name().is_none());
     assert_eq!(echoes[2].body_text().as_deref(), Some("请稍后再打来\n"));

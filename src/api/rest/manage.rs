@@ -19,15 +19,33 @@ use crate::store::{Store, Task};
 /// Keys a task object may carry but that are not set by clients (the seeds'
 /// read-only fields); ignored silently on create and update.
 const READ_ONLY: &[&str] = &[
-    "uuid", "create_datetime", "alter_datetime", "user_id", "start_str", "group_str", "progress_bar", "group",
-    "deleted_at", "enable", "sub_user_id",
+    "uuid",
+    "create_datetime",
+    "alter_datetime",
+    "user_id",
+    "start_str",
+    "group_str",
+    "progress_bar",
+    "group",
+    "deleted_at",
+    "enable",
+    "sub_user_id",
 ];
 
 /// How a writable task column is checked.
 enum Kind {
-    Text { max: usize, required: bool },
-    Int { lo: i64, hi: i64 },
-    Real { lo: f64, hi: f64 },
+    Text {
+        max: usize,
+        required: bool,
+    },
+    Int {
+        lo: i64,
+        hi: i64,
+    },
+    Real {
+        lo: f64,
+        hi: f64,
+    },
     Url,
     /// A nullable id, checked against the tenant by the caller.
     Id,
@@ -88,7 +106,9 @@ pub fn task_spec(p: &Params, creating: bool) -> Result<TaskSpec, ApiErr> {
         let given = p.0.get(*name);
         let v = match kind {
             Kind::Text { max, required } => match p.string(name)? {
-                Some(s) if s.chars().count() > *max => return Err(ApiErr::param(name, format!("longer than {max} characters"))),
+                Some(s) if s.chars().count() > *max => {
+                    return Err(ApiErr::param(name, format!("longer than {max} characters")))
+                }
                 Some(s) => Some(Value::String(s)),
                 None if given.is_some() && !required => Some(Value::String(String::new())),
                 None => None,
@@ -212,10 +232,24 @@ pub async fn create_task_from(store: &Store, scope: &Scope, p: &Params) -> Resul
     };
     store.create_task(&task).await?;
     const IN_STRUCT: &[&str] = &[
-        "name", "start", "maximumcall", "call_per_second", "recycle_limit", "destination_extension",
-        "destination_dialplan", "destination_context", "dial_format", "originate_variables", "_originate_timeout",
-        "_origination_caller_id_number", "group_id", "call_pause_second", "sort", "is_top",
-        "random_assignment_number", "end_action",
+        "name",
+        "start",
+        "maximumcall",
+        "call_per_second",
+        "recycle_limit",
+        "destination_extension",
+        "destination_dialplan",
+        "destination_context",
+        "dial_format",
+        "originate_variables",
+        "_originate_timeout",
+        "_origination_caller_id_number",
+        "group_id",
+        "call_pause_second",
+        "sort",
+        "is_top",
+        "random_assignment_number",
+        "end_action",
     ];
     let extra: Vec<(&'static str, Value)> = spec.cols.iter().filter(|(c, _)| !IN_STRUCT.contains(c)).cloned().collect();
     if !extra.is_empty() {
@@ -403,12 +437,10 @@ pub async fn import_numbers(
     };
     let stream = body.into_data_stream().map_err(std::io::Error::other);
     let reader = tokio_util::io::StreamReader::new(stream);
-    let report = import::import(st.store(), &task_id, &scope.tenant, reader, format)
-        .await
-        .map_err(|e| match e {
-            import::ImportError::Store(s) => ApiErr::from(s),
-            other => ApiErr::param("body", other.to_string()),
-        })?;
+    let report = import::import(st.store(), &task_id, &scope.tenant, reader, format).await.map_err(|e| match e {
+        import::ImportError::Store(s) => ApiErr::from(s),
+        other => ApiErr::param("body", other.to_string()),
+    })?;
     Ok(ok("import finished", json!(report)))
 }
 
@@ -477,8 +509,11 @@ pub async fn import_script(
     let script = Script::from_json(text).map_err(|e| ApiErr::param("body", format!("not a valid script: {e}")))?;
     let problems: Vec<String> = script.validate().iter().map(ToString::to_string).collect();
     if !problems.is_empty() {
-        return Err(ApiErr::param("body", format!("{} problem(s) in the script: {}", problems.len(), problems.join("; ")))
-            .with_data(json!(problems)));
+        return Err(ApiErr::param(
+            "body",
+            format!("{} problem(s) in the script: {}", problems.len(), problems.join("; ")),
+        )
+        .with_data(json!(problems)));
     }
     let id = st.store().save_script(&scope.owner, &script).await?;
     let mut resp = ok("script imported", json!({"id": id, "name": script.name, "utterances": script.utterances.len()}));
@@ -495,15 +530,16 @@ pub async fn export_script(
 ) -> ApiResult {
     let q = query(&q);
     let scope = scope(&st, &caller, &q).await?;
-    let id: i64 = group_id.parse().map_err(|_| ApiErr::param("group_id", format!("must be an integer, got {group_id:?}")))?;
+    let id: i64 =
+        group_id.parse().map_err(|_| ApiErr::param("group_id", format!("must be an integer, got {group_id:?}")))?;
     let row = st
         .store()
         .script_group_in_tenant(id, &scope.tenant)
         .await?
         .ok_or_else(|| ApiErr::not_found(format!("script group {id}")))?;
     let def = row.get("definition").and_then(Value::as_str).unwrap_or("{}");
-    let mut script: Script =
-        serde_json::from_str(def).map_err(|e| ApiErr::new(StatusCode::INTERNAL_SERVER_ERROR, format!("stored script: {e}")))?;
+    let mut script: Script = serde_json::from_str(def)
+        .map_err(|e| ApiErr::new(StatusCode::INTERNAL_SERVER_ERROR, format!("stored script: {e}")))?;
     script.id = id;
     Ok(ok("ok", json!(script)))
 }
@@ -543,12 +579,28 @@ pub async fn create_level(
     let color = p.string("color")?;
     let id = st
         .store()
-        .create_level(&scope.owner, group, &name, alias.as_deref(), color.as_deref(), min, max, p.int("intention_results")?)
+        .create_level(
+            &scope.owner,
+            group,
+            &name,
+            alias.as_deref(),
+            color.as_deref(),
+            min,
+            max,
+            p.int("intention_results")?,
+        )
         .await?;
     Ok(ok("level created", json!({"id": id})))
 }
 
-async fn delete_owned(st: RestState, caller: Caller, q: Option<String>, table: OwnedTable, id: String, what: &str) -> ApiResult {
+async fn delete_owned(
+    st: RestState,
+    caller: Caller,
+    q: Option<String>,
+    table: OwnedTable,
+    id: String,
+    what: &str,
+) -> ApiResult {
     let q = query(&q);
     let scope = scope(&st, &caller, &q).await?;
     if !st.store().delete_owned(table, &id, &scope.tenant).await? {
@@ -557,7 +609,12 @@ async fn delete_owned(st: RestState, caller: Caller, q: Option<String>, table: O
     Ok(ok("deleted", json!({"id": id})))
 }
 
-pub async fn delete_level(State(st): State<RestState>, caller: Caller, UrlPath(id): UrlPath<String>, RawQuery(q): RawQuery) -> ApiResult {
+pub async fn delete_level(
+    State(st): State<RestState>,
+    caller: Caller,
+    UrlPath(id): UrlPath<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult {
     delete_owned(st, caller, q, OwnedTable::Levels, id, "level").await
 }
 
@@ -593,7 +650,12 @@ pub async fn create_tag(
     Ok(ok("tag created", json!({"id": id})))
 }
 
-pub async fn delete_tag(State(st): State<RestState>, caller: Caller, UrlPath(id): UrlPath<String>, RawQuery(q): RawQuery) -> ApiResult {
+pub async fn delete_tag(
+    State(st): State<RestState>,
+    caller: Caller,
+    UrlPath(id): UrlPath<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult {
     delete_owned(st, caller, q, OwnedTable::Tags, id, "tag").await
 }
 
@@ -620,7 +682,12 @@ pub async fn create_tag_group(
     Ok(ok("tag group created", json!({"id": id})))
 }
 
-pub async fn delete_tag_group(State(st): State<RestState>, caller: Caller, UrlPath(id): UrlPath<String>, RawQuery(q): RawQuery) -> ApiResult {
+pub async fn delete_tag_group(
+    State(st): State<RestState>,
+    caller: Caller,
+    UrlPath(id): UrlPath<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult {
     delete_owned(st, caller, q, OwnedTable::TagGroups, id, "tag group").await
 }
 
@@ -713,7 +780,12 @@ pub async fn create_dial_time_group(
     }
     let weekdays = weekdays
         .into_iter()
-        .map(|d| u32::try_from(d).ok().filter(|d| (1..=7).contains(d)).ok_or_else(|| ApiErr::param("weekdays", format!("{d} is not 1–7"))))
+        .map(|d| {
+            u32::try_from(d)
+                .ok()
+                .filter(|d| (1..=7).contains(d))
+                .ok_or_else(|| ApiErr::param("weekdays", format!("{d} is not 1–7")))
+        })
         .collect::<Result<Vec<u32>, ApiErr>>()?;
     let time_ranges: Vec<(String, String)> = match p.get("time_ranges") {
         None => return Err(ApiErr::param("time_ranges", "is required: [[\"09:00\",\"12:00\"], …]")),

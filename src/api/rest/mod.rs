@@ -102,7 +102,9 @@ impl RestState {
             cfg.public_url.trim_end_matches('/').to_string()
         };
         let voice = VoiceKeys::new(&cfg.voice_key_secret);
-        RestState { inner: Arc::new(Inner { store, cfg, base_url, voice, voice_roots, tokens: Mutex::new(HashMap::new()) }) }
+        RestState {
+            inner: Arc::new(Inner { store, cfg, base_url, voice, voice_roots, tokens: Mutex::new(HashMap::new()) }),
+        }
     }
 
     pub fn store(&self) -> &Store {
@@ -352,10 +354,7 @@ pub fn router(state: RestState) -> Router {
         .route("/v1/tasks/{task_id}/pause", post(m::pause_task))
         .route("/v1/tasks/{task_id}/stop", post(m::stop_task))
         .route("/v1/tasks/{task_id}/status", get(m::task_status))
-        .route(
-            "/v1/tasks/{task_id}/numbers",
-            post(m::import_numbers).layer(DefaultBodyLimit::disable()),
-        )
+        .route("/v1/tasks/{task_id}/numbers", post(m::import_numbers).layer(DefaultBodyLimit::disable()))
         .route("/v1/tasks/{task_id}/dial_time_group", put(m::set_task_dial_time))
         .route("/v1/tasks/{task_id}/callbacks", get(m::callback_log))
         .route("/v1/scripts", get(m::list_scripts).post(m::import_script))
@@ -442,7 +441,8 @@ mod tests {
     fn masks_numbers_everywhere() {
         assert_eq!(mask("18651683344"), "186****3344");
         assert_eq!(mask("12345"), "***45");
-        let mut v = json!({"callee": "18651683344", "recordfile": "/r/18651683344.1.wav", "x": [{"number": "13912345678"}]});
+        let mut v =
+            json!({"callee": "18651683344", "recordfile": "/r/18651683344.1.wav", "x": [{"number": "13912345678"}]});
         mask_numbers(&mut v);
         assert_eq!(v["callee"], "186****3344");
         assert_eq!(v["recordfile"], "/r/186****3344.1.wav");

@@ -275,7 +275,8 @@ pub fn number_filter(p: &Params) -> Result<NumberFilter, ApiErr> {
     }
     let mut operators = Vec::new();
     for t in p.string_list("type")? {
-        operators.push(operator_code(&t).ok_or_else(|| ApiErr::param("type", format!("must be lt, dx or yd, got {t:?}")))?);
+        operators
+            .push(operator_code(&t).ok_or_else(|| ApiErr::param("type", format!("must be lt, dx or yd, got {t:?}")))?);
     }
     let keyword = p.string("keyword")?.filter(|k| !k.is_empty());
     if keyword.as_ref().is_some_and(|k| k.len() > 32) {

@@ -20,96 +20,460 @@ use crate::store::Store;
 type Obj = Map<String, Value>;
 
 const LIST_ROW: &[&str] = &[
-    "tags", "tag_groups", "operator_name", "id", "task_id", "group_id", "callid", "score", "callee", "caller_number",
-    "duration", "error_code", "gender", "level_id", "calldate", "bill", "hangupcause", "hangupdate", "answerdate",
-    "recordfile", "bridge_callid", "bridge_number", "bridge_calldate", "bridge_answerdate", "hangup_disposition",
-    "created_at", "updated_at", "rounds", "level_name", "bredge_number", "read_at", "province_id", "city_id",
-    "operator", "level", "gender_str", "hangup_disposition_str", "city", "province",
+    "tags",
+    "tag_groups",
+    "operator_name",
+    "id",
+    "task_id",
+    "group_id",
+    "callid",
+    "score",
+    "callee",
+    "caller_number",
+    "duration",
+    "error_code",
+    "gender",
+    "level_id",
+    "calldate",
+    "bill",
+    "hangupcause",
+    "hangupdate",
+    "answerdate",
+    "recordfile",
+    "bridge_callid",
+    "bridge_number",
+    "bridge_calldate",
+    "bridge_answerdate",
+    "hangup_disposition",
+    "created_at",
+    "updated_at",
+    "rounds",
+    "level_name",
+    "bredge_number",
+    "read_at",
+    "province_id",
+    "city_id",
+    "operator",
+    "level",
+    "gender_str",
+    "hangup_disposition_str",
+    "city",
+    "province",
 ];
 const BRIEF_RECORD: &[&str] = &[
-    "id", "task_id", "group_id", "callid", "score", "callee", "caller_number", "duration", "error_code", "gender",
-    "level_id", "calldate", "bill", "hangupcause", "hangupdate", "answerdate", "recordfile", "bridge_callid",
-    "bridge_number", "bridge_calldate", "bridge_answerdate", "hangup_disposition", "created_at", "updated_at",
-    "rounds", "level_name", "bredge_number", "read_at", "province_id", "city_id", "operator", "gender_str",
+    "id",
+    "task_id",
+    "group_id",
+    "callid",
+    "score",
+    "callee",
+    "caller_number",
+    "duration",
+    "error_code",
+    "gender",
+    "level_id",
+    "calldate",
+    "bill",
+    "hangupcause",
+    "hangupdate",
+    "answerdate",
+    "recordfile",
+    "bridge_callid",
+    "bridge_number",
+    "bridge_calldate",
+    "bridge_answerdate",
+    "hangup_disposition",
+    "created_at",
+    "updated_at",
+    "rounds",
+    "level_name",
+    "bredge_number",
+    "read_at",
+    "province_id",
+    "city_id",
+    "operator",
+    "gender_str",
     "hangup_disposition_str",
 ];
 const INFO_RECORD_000: &[&str] = &[
-    "id", "task_id", "group_id", "callid", "score", "callee", "caller_number", "duration", "error_code", "gender",
-    "level_id", "calldate", "bill", "hangupcause", "hangupdate", "answerdate", "recordfile", "bridge_callid",
-    "bridge_number", "bridge_calldate", "bridge_answerdate", "hangup_disposition", "created_at", "updated_at",
-    "rounds", "level_name", "bredge_number", "gender_str", "hangup_disposition_str", "level", "crm_number",
+    "id",
+    "task_id",
+    "group_id",
+    "callid",
+    "score",
+    "callee",
+    "caller_number",
+    "duration",
+    "error_code",
+    "gender",
+    "level_id",
+    "calldate",
+    "bill",
+    "hangupcause",
+    "hangupdate",
+    "answerdate",
+    "recordfile",
+    "bridge_callid",
+    "bridge_number",
+    "bridge_calldate",
+    "bridge_answerdate",
+    "hangup_disposition",
+    "created_at",
+    "updated_at",
+    "rounds",
+    "level_name",
+    "bredge_number",
+    "gender_str",
+    "hangup_disposition_str",
+    "level",
+    "crm_number",
 ];
 const INFO_RECORD_001: &[&str] = &[
-    "id", "task_id", "group_id", "callid", "score", "callee", "caller_number", "duration", "error_code", "gender",
-    "level_id", "calldate", "bill", "hangupcause", "hangupdate", "answerdate", "bridge_callid", "bridge_number",
-    "bridge_calldate", "bridge_answerdate", "hangup_disposition", "created_at", "updated_at", "rounds", "level_name",
-    "read_at", "province_id", "city_id", "operator", "customer_id", "user_id", "processed_at", "number_created_at",
-    "intention_results", "level", "gender_str", "hangup_disposition_str", "crm_customer",
+    "id",
+    "task_id",
+    "group_id",
+    "callid",
+    "score",
+    "callee",
+    "caller_number",
+    "duration",
+    "error_code",
+    "gender",
+    "level_id",
+    "calldate",
+    "bill",
+    "hangupcause",
+    "hangupdate",
+    "answerdate",
+    "bridge_callid",
+    "bridge_number",
+    "bridge_calldate",
+    "bridge_answerdate",
+    "hangup_disposition",
+    "created_at",
+    "updated_at",
+    "rounds",
+    "level_name",
+    "read_at",
+    "province_id",
+    "city_id",
+    "operator",
+    "customer_id",
+    "user_id",
+    "processed_at",
+    "number_created_at",
+    "intention_results",
+    "level",
+    "gender_str",
+    "hangup_disposition_str",
+    "crm_customer",
 ];
 const DETAIL_000: &[&str] = &[
-    "id", "record_id", "task_id", "notify", "callid", "error_code", "asrtype", "callee", "gender", "asr_elapse",
-    "record_ms", "volume_gain", "question", "question_index", "speak_ms", "play_ms", "keyword", "answer_id",
-    "answer_text", "word_class", "score", "sequence", "created_at", "updated_at", "bridge_status", "answer_content",
-    "contents", "tags",
+    "id",
+    "record_id",
+    "task_id",
+    "notify",
+    "callid",
+    "error_code",
+    "asrtype",
+    "callee",
+    "gender",
+    "asr_elapse",
+    "record_ms",
+    "volume_gain",
+    "question",
+    "question_index",
+    "speak_ms",
+    "play_ms",
+    "keyword",
+    "answer_id",
+    "answer_text",
+    "word_class",
+    "score",
+    "sequence",
+    "created_at",
+    "updated_at",
+    "bridge_status",
+    "answer_content",
+    "contents",
+    "tags",
 ];
 const DETAIL_001: &[&str] = &[
-    "id", "record_id", "task_id", "notify", "callid", "error_code", "asrtype", "callee", "gender", "asr_elapse",
-    "record_ms", "volume_gain", "question", "split_question", "question_index", "speak_ms", "play_ms", "keyword",
-    "answer_id", "answer_text", "answer_content", "word_class", "answer_action", "playback_after_action",
-    "upstream_answer_action", "upstream_answer_content", "upstream_answer_text", "upstream_answer_id", "score",
-    "sequence", "created_at", "updated_at", "bridge_status", "user_id", "is_regular", "expression", "extra",
-    "contents", "tags", "outbound_collection_record", "download_voice", "voice",
+    "id",
+    "record_id",
+    "task_id",
+    "notify",
+    "callid",
+    "error_code",
+    "asrtype",
+    "callee",
+    "gender",
+    "asr_elapse",
+    "record_ms",
+    "volume_gain",
+    "question",
+    "split_question",
+    "question_index",
+    "speak_ms",
+    "play_ms",
+    "keyword",
+    "answer_id",
+    "answer_text",
+    "answer_content",
+    "word_class",
+    "answer_action",
+    "playback_after_action",
+    "upstream_answer_action",
+    "upstream_answer_content",
+    "upstream_answer_text",
+    "upstream_answer_id",
+    "score",
+    "sequence",
+    "created_at",
+    "updated_at",
+    "bridge_status",
+    "user_id",
+    "is_regular",
+    "expression",
+    "extra",
+    "contents",
+    "tags",
+    "outbound_collection_record",
+    "download_voice",
+    "voice",
 ];
 const CONTENT_000: &[&str] = &["id", "file_id", "sort", "status", "translate_text", "wav_second"];
 const CONTENT_001: &[&str] = &["id", "file_id", "sort", "status", "translate_text"];
 const TAG: &[&str] = &["id", "name", "description", "color", "user_id", "status", "created_at", "updated_at", "pivot"];
 const TASK_000: &[&str] = &[
-    "uuid", "name", "create_datetime", "alter_datetime", "start", "maximumcall", "call_per_second", "recycle_limit",
-    "random_assignment_number", "disable_dial_timegroup", "destination_extension", "destination_dialplan",
-    "destination_context", "scheduling_policy_ratio", "scheduling_queue", "dial_format", "domain", "remark", "sort",
-    "originate_variables", "_originate_timeout", "_origination_caller_id_number", "user_id", "caller_line_id",
-    "customer_service_id", "call_notify_url", "call_notify_type", "start_str", "group_str", "progress_bar", "group",
+    "uuid",
+    "name",
+    "create_datetime",
+    "alter_datetime",
+    "start",
+    "maximumcall",
+    "call_per_second",
+    "recycle_limit",
+    "random_assignment_number",
+    "disable_dial_timegroup",
+    "destination_extension",
+    "destination_dialplan",
+    "destination_context",
+    "scheduling_policy_ratio",
+    "scheduling_queue",
+    "dial_format",
+    "domain",
+    "remark",
+    "sort",
+    "originate_variables",
+    "_originate_timeout",
+    "_origination_caller_id_number",
+    "user_id",
+    "caller_line_id",
+    "customer_service_id",
+    "call_notify_url",
+    "call_notify_type",
+    "start_str",
+    "group_str",
+    "progress_bar",
+    "group",
 ];
 const TASK_001: &[&str] = &[
-    "uuid", "name", "create_datetime", "alter_datetime", "start", "enable", "maximumcall", "call_per_second",
-    "recycle_limit", "random_assignment_number", "disable_dial_timegroup", "dial_time_id", "destination_extension",
-    "destination_dialplan", "destination_context", "scheduling_policy_ratio", "scheduling_queue", "dial_format",
-    "domain", "remark", "sort", "originate_variables", "_originate_timeout", "_origination_caller_id_number",
-    "user_id", "caller_line_id", "auto_recycle_rule_id", "clue_configuration_id", "deleted_at", "call_notify_url",
-    "call_notify_type", "call_pause_second", "call_stop_notify_url", "call_notify_fail_stop", "bridge_group_id",
-    "is_test", "is_top", "empty_seat_stop", "background_file_id", "background_file_name", "end_action", "task_type",
-    "line_callee", "cache_number_count", "group",
+    "uuid",
+    "name",
+    "create_datetime",
+    "alter_datetime",
+    "start",
+    "enable",
+    "maximumcall",
+    "call_per_second",
+    "recycle_limit",
+    "random_assignment_number",
+    "disable_dial_timegroup",
+    "dial_time_id",
+    "destination_extension",
+    "destination_dialplan",
+    "destination_context",
+    "scheduling_policy_ratio",
+    "scheduling_queue",
+    "dial_format",
+    "domain",
+    "remark",
+    "sort",
+    "originate_variables",
+    "_originate_timeout",
+    "_origination_caller_id_number",
+    "user_id",
+    "caller_line_id",
+    "auto_recycle_rule_id",
+    "clue_configuration_id",
+    "deleted_at",
+    "call_notify_url",
+    "call_notify_type",
+    "call_pause_second",
+    "call_stop_notify_url",
+    "call_notify_fail_stop",
+    "bridge_group_id",
+    "is_test",
+    "is_top",
+    "empty_seat_stop",
+    "background_file_id",
+    "background_file_name",
+    "end_action",
+    "task_type",
+    "line_callee",
+    "cache_number_count",
+    "group",
 ];
 const GROUP_000: &[&str] = &[
-    "id", "name", "user_id", "debug", "deleted_at", "created_at", "updated_at", "link_word_group_id", "tag_scene_id",
+    "id",
+    "name",
+    "user_id",
+    "debug",
+    "deleted_at",
+    "created_at",
+    "updated_at",
+    "link_word_group_id",
+    "tag_scene_id",
     "default",
 ];
 const GROUP_001: &[&str] = &[
-    "id", "name", "user_id", "category_id", "debug", "deleted_at", "created_at", "updated_at", "link_word_group_id",
-    "tag_scene_id", "exclusive_asr", "exclusive_tts", "priority_matching", "is_top", "nlp_threshold",
-    "order_matching", "sort", "usable", "inner", "is_sync", "speed", "volume", "is_lock", "default",
+    "id",
+    "name",
+    "user_id",
+    "category_id",
+    "debug",
+    "deleted_at",
+    "created_at",
+    "updated_at",
+    "link_word_group_id",
+    "tag_scene_id",
+    "exclusive_asr",
+    "exclusive_tts",
+    "priority_matching",
+    "is_top",
+    "nlp_threshold",
+    "order_matching",
+    "sort",
+    "usable",
+    "inner",
+    "is_sync",
+    "speed",
+    "volume",
+    "is_lock",
+    "default",
 ];
 const UTTER_000: &[&str] = &[
-    "id", "name", "description", "group_id", "user_id", "context_id", "priority", "action", "word_class", "wait",
-    "retry", "max_retry", "score", "play_ms", "enquire", "customer_service_id", "identify_type", "deleted_at",
-    "created_at", "updated_at", "background_file_id", "block_asr", "word_class_str", "action_str",
+    "id",
+    "name",
+    "description",
+    "group_id",
+    "user_id",
+    "context_id",
+    "priority",
+    "action",
+    "word_class",
+    "wait",
+    "retry",
+    "max_retry",
+    "score",
+    "play_ms",
+    "enquire",
+    "customer_service_id",
+    "identify_type",
+    "deleted_at",
+    "created_at",
+    "updated_at",
+    "background_file_id",
+    "block_asr",
+    "word_class_str",
+    "action_str",
 ];
 const UTTER_001: &[&str] = &[
-    "id", "name", "description", "group_id", "user_id", "context_id", "priority", "action", "word_class", "wait",
-    "retry", "max_retry", "score", "play_ms", "enquire", "identify_type", "is_node", "node_label_id",
-    "root_word_class", "depth", "deleted_at", "created_at", "updated_at", "background_file_id", "record_next_text",
-    "block_asr", "is_regular", "top", "left", "hide", "allow_keyword_interrupt", "break_category_id",
-    "bridge_group_id", "is_jump_back", "jump_back_threshold", "action_normal_id", "is_blacklisted",
-    "blacklist_group_id", "collect_type", "match_type", "word_class_str", "action_str",
+    "id",
+    "name",
+    "description",
+    "group_id",
+    "user_id",
+    "context_id",
+    "priority",
+    "action",
+    "word_class",
+    "wait",
+    "retry",
+    "max_retry",
+    "score",
+    "play_ms",
+    "enquire",
+    "identify_type",
+    "is_node",
+    "node_label_id",
+    "root_word_class",
+    "depth",
+    "deleted_at",
+    "created_at",
+    "updated_at",
+    "background_file_id",
+    "record_next_text",
+    "block_asr",
+    "is_regular",
+    "top",
+    "left",
+    "hide",
+    "allow_keyword_interrupt",
+    "break_category_id",
+    "bridge_group_id",
+    "is_jump_back",
+    "jump_back_threshold",
+    "action_normal_id",
+    "is_blacklisted",
+    "blacklist_group_id",
+    "collect_type",
+    "match_type",
+    "word_class_str",
+    "action_str",
 ];
 const NUMBER_ROW: &[&str] = &[
-    "number", "city", "pro", "mobile_type", "area_code", "post_code", "id", "status_str", "callid", "calldate", "bill",
-    "duration", "hangupcause", "hangupdate", "answerdate", "is_blacklist", "status",
+    "number",
+    "city",
+    "pro",
+    "mobile_type",
+    "area_code",
+    "post_code",
+    "id",
+    "status_str",
+    "callid",
+    "calldate",
+    "bill",
+    "duration",
+    "hangupcause",
+    "hangupdate",
+    "answerdate",
+    "is_blacklist",
+    "status",
 ];
 const HISTORY_ROW: &[&str] = &[
-    "id", "user_id", "task_id", "call_id", "number_id", "number", "call_time", "duration", "hangup_cause",
-    "hangup_code", "bill", "call_status", "status", "record_file", "calling_number", "province_id", "city_id",
-    "operator", "created_at", "updated_at", "status_str",
+    "id",
+    "user_id",
+    "task_id",
+    "call_id",
+    "number_id",
+    "number",
+    "call_time",
+    "duration",
+    "hangup_cause",
+    "hangup_code",
+    "bill",
+    "call_status",
+    "status",
+    "record_file",
+    "calling_number",
+    "province_id",
+    "city_id",
+    "operator",
+    "created_at",
+    "updated_at",
+    "status_str",
 ];
 
 /// The keys of `m` named in `keys`, missing ones as null.
@@ -203,7 +567,8 @@ fn request_params(query: Option<&str>, headers: &HeaderMap, body: &[u8]) -> Resu
 async fn enrich_records(store: &Store, rows: &mut [Obj]) -> Result<(), ApiErr> {
     let level_ids: Vec<String> = rows.iter().filter_map(|r| s(r, "level_id").map(String::from)).collect();
     let levels = store.levels_by_id(&level_ids).await?;
-    let region_ids: Vec<i64> = rows.iter().flat_map(|r| [i(r, "city_id").unwrap_or(0), i(r, "province_id").unwrap_or(0)]).collect();
+    let region_ids: Vec<i64> =
+        rows.iter().flat_map(|r| [i(r, "city_id").unwrap_or(0), i(r, "province_id").unwrap_or(0)]).collect();
     let regions = store.regions_by_id(&region_ids).await?;
     for r in rows.iter_mut() {
         let level = s(r, "level_id").and_then(|l| levels.get(l)).map(|l| pick(l, &["id", "name", "alias", "color"]));
@@ -255,7 +620,11 @@ pub async fn query_done_task_phones(
         return Err(ApiErr::not_found(format!("task {}", f.task_id)));
     }
     let (data, total) = record_rows(store, &f).await?;
-    Ok(respond(&caller, StatusCode::OK, json!({"data": data, "total": total, "last_page": last_page(total, f.per_page)})))
+    Ok(respond(
+        &caller,
+        StatusCode::OK,
+        json!({"data": data, "total": total, "last_page": last_page(total, f.per_page)}),
+    ))
 }
 
 /// One page of records in the shape of the seed 000 list (shared with
@@ -269,8 +638,10 @@ pub async fn record_rows(store: &Store, f: &crate::store::api::RecordFilter) -> 
         .iter_mut()
         .map(|r| {
             let ts = s(r, "id").and_then(|id| tags.get(id)).cloned().unwrap_or_default();
-            let groups: Vec<Value> =
-                ts.iter().flat_map(|t| t.get("tag_groups").and_then(Value::as_array).cloned().unwrap_or_default()).collect();
+            let groups: Vec<Value> = ts
+                .iter()
+                .flat_map(|t| t.get("tag_groups").and_then(Value::as_array).cloned().unwrap_or_default())
+                .collect();
             let tag_vals: Vec<Value> = ts
                 .iter()
                 .map(|t| {
@@ -302,7 +673,8 @@ pub async fn task_numbers(State(st): State<RestState>, caller: Caller, RawQuery(
         return Err(ApiErr::not_found(format!("task {}", f.task_id)));
     }
     let (mut rows, total) = store.query_numbers(&f).await?;
-    let region_ids: Vec<i64> = rows.iter().flat_map(|r| [i(r, "city_id").unwrap_or(0), i(r, "province_id").unwrap_or(0)]).collect();
+    let region_ids: Vec<i64> =
+        rows.iter().flat_map(|r| [i(r, "city_id").unwrap_or(0), i(r, "province_id").unwrap_or(0)]).collect();
     let regions = store.regions_by_id(&region_ids).await?;
     let histories = if f.call_history {
         let ids: Vec<i64> = rows.iter().filter_map(|r| i(r, "id")).collect();
@@ -428,7 +800,10 @@ async fn detail(st: &RestState, task: Obj, rec: Obj, flavor: Flavor) -> Result<O
                         .map(|t| {
                             let mut x = pick(t, TAG);
                             if let Some(o) = x.as_object_mut() {
-                                o.insert("tag_group".into(), t.get("tag_groups").cloned().unwrap_or(Value::Array(vec![])));
+                                o.insert(
+                                    "tag_group".into(),
+                                    t.get("tag_groups").cloned().unwrap_or(Value::Array(vec![])),
+                                );
                             }
                             x
                         })
@@ -437,7 +812,8 @@ async fn detail(st: &RestState, task: Obj, rec: Obj, flavor: Flavor) -> Result<O
                 .unwrap_or_default();
             set(d, "tags", Value::Array(ts));
             if flavor == Flavor::Agent {
-                let robot: Vec<String> = s(d, "robot_voice").and_then(|j| serde_json::from_str(j).ok()).unwrap_or_default();
+                let robot: Vec<String> =
+                    s(d, "robot_voice").and_then(|j| serde_json::from_str(j).ok()).unwrap_or_default();
                 let urls: Vec<Value> = robot.iter().map(|p| json!([st.voice_url(p)])).collect();
                 let voice = s(d, "voice").filter(|v| !v.is_empty()).map(|p| st.voice_url(p)).unwrap_or_default();
                 set(d, "download_voice", Value::Array(urls));
@@ -554,7 +930,8 @@ async fn number_created(store: &Store, number_id: i64) -> Result<(i64, Value), A
         .fetch_optional(store.pool())
         .await
         .map_err(crate::store::StoreError::from)?;
-    let v = r.and_then(|r| sqlx::Row::try_get::<String, _>(&r, "created_at").ok()).map(Value::from).unwrap_or(Value::Null);
+    let v =
+        r.and_then(|r| sqlx::Row::try_get::<String, _>(&r, "created_at").ok()).map(Value::from).unwrap_or(Value::Null);
     Ok((number_id, v))
 }
 
@@ -624,11 +1001,7 @@ pub async fn download_voice(State(st): State<RestState>, RawQuery(q): RawQuery) 
     let key = p.required_string("key")?;
     let path = st.voice().verify(&key).map_err(|e| ApiErr::new(StatusCode::FORBIDDEN, format!("key: {e}")))?;
     let canon = tokio::fs::canonicalize(&path).await.map_err(|_| ApiErr::not_found("voice file"))?;
-    let allowed = st
-        .voice_roots()
-        .iter()
-        .filter_map(|r| std::fs::canonicalize(r).ok())
-        .any(|r| canon.starts_with(&r));
+    let allowed = st.voice_roots().iter().filter_map(|r| std::fs::canonicalize(r).ok()).any(|r| canon.starts_with(&r));
     if !allowed {
         return Err(ApiErr::new(StatusCode::FORBIDDEN, "key: file is outside the recording directories"));
     }

@@ -51,10 +51,7 @@ impl FakeFs {
     pub async fn start(opts: Opts) -> FakeFs {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let shared = Arc::new(Shared {
-            opts: Mutex::new(opts),
-            ..Default::default()
-        });
+        let shared = Arc::new(Shared { opts: Mutex::new(opts), ..Default::default() });
         let s = shared.clone();
         tokio::spawn(async move {
             loop {
@@ -115,21 +112,13 @@ impl FakeFs {
     }
 
     pub fn set_silent(&self, silent: bool) {
-        self.shared
-            .opts
-            .lock()
-            .expect("lock")
-            .silent_after_handshake = silent;
+        self.shared.opts.lock().expect("lock").silent_after_handshake = silent;
     }
 }
 
 /// An outer frame around `body`.
 pub fn frame(content_type: &str, body: &[u8]) -> Vec<u8> {
-    let mut out = format!(
-        "Content-Length: {}\nContent-Type: {content_type}\n\n",
-        body.len()
-    )
-    .into_bytes();
+    let mut out = format!("Content-Length: {}\nContent-Type: {content_type}\n\n", body.len()).into_bytes();
     out.extend_from_slice(body);
     out
 }
@@ -140,10 +129,7 @@ pub fn plain_event(headers: &[(&str, &str)], body: Option<&str>) -> Vec<u8> {
     for (k, v) in headers {
         inner.push_str(k);
         inner.push_str(": ");
-        inner.push_str(
-            &percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC)
-                .to_string(),
-        );
+        inner.push_str(&percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC).to_string());
         inner.push('\n');
     }
     if let Some(b) = body {
@@ -156,26 +142,12 @@ pub fn plain_event(headers: &[(&str, &str)], body: Option<&str>) -> Vec<u8> {
 
 /// A channel event for call `uuid`.
 pub fn call_event(name: &str, uuid: &str, seq: usize) -> Vec<u8> {
-    plain_event(
-        &[
-            ("Event-Name", name),
-            ("Unique-ID", uuid),
-            ("Event-Sequence", &seq.to_string()),
-        ],
-        None,
-    )
+    plain_event(&[("Event-Name", name), ("Unique-ID", uuid), ("Event-Sequence", &seq.to_string())], None)
 }
 
 /// The BACKGROUND_JOB event carrying `result` for `job`.
 pub fn background_job(job: &str, result: &str) -> Vec<u8> {
-    plain_event(
-        &[
-            ("Event-Name", "BACKGROUND_JOB"),
-            ("Job-UUID", job),
-            ("Job-Command", "originate"),
-        ],
-        Some(result),
-    )
+    plain_event(&[("Event-Name", "BACKGROUND_JOB"), ("Job-UUID", job), ("Job-Command", "originate")], Some(result))
 }
 
 fn reply(text: &str) -> Vec<u8> {
@@ -215,8 +187,7 @@ async fn serve(sock: TcpStream, shared: Arc<Shared>) {
                     let _ = tx.send(reply("+OK accepted"));
                 } else {
                     let _ = tx.send(reply("-ERR invalid"));
-                    let body =
-                        b"Disconnected, goodbye.\nSee you at ClueCon! http://www.cluecon.com/\n";
+                    let body = b"Disconnected, goodbye.\nSee you at ClueCon! http://www.cluecon.com/\n";
                     let _ = tx.send(frame("text/disconnect-notice", body));
                     break 'conn;
                 }
@@ -241,10 +212,7 @@ async fn serve(sock: TcpStream, shared: Arc<Shared>) {
                     }));
                 }
             } else if let Some(api) = first.strip_prefix("api ") {
-                if let Some(ms) = api
-                    .strip_prefix("sleep ")
-                    .and_then(|m| m.parse::<u64>().ok())
-                {
+                if let Some(ms) = api.strip_prefix("sleep ").and_then(|m| m.parse::<u64>().ok()) {
                     tokio::time::sleep(Duration::from_millis(ms)).await;
                 }
                 let _ = tx.send(frame("api/response", api.as_bytes()));
@@ -253,14 +221,8 @@ async fn serve(sock: TcpStream, shared: Arc<Shared>) {
                     .lines()
                     .find_map(|l| l.strip_prefix("Job-UUID: "))
                     .map(str::to_string)
-                    .unwrap_or_else(|| {
-                        format!("server-job-{}", shared.jobs.lock().expect("lock").len())
-                    });
-                shared
-                    .jobs
-                    .lock()
-                    .expect("lock")
-                    .push((job.clone(), bg.to_string()));
+                    .unwrap_or_else(|| format!("server-job-{}", shared.jobs.lock().expect("lock").len()));
+                shared.jobs.lock().expect("lock").push((job.clone(), bg.to_string()));
                 let _ = tx.send(reply(&format!("+OK Job-UUID: {job}")));
             } else if first == "exit" {
                 let _ = tx.send(reply("+OK bye"));
