@@ -274,6 +274,8 @@ fn detail(seq: i64, question: &str) -> DetailWrite {
         tags: if seq == 2 { vec!["tag-price".into()] } else { vec![] },
         created_at: "2020-03-06 22:32:37".into(),
         bridge_status: None,
+        voice: None,
+        robot_voice: Vec::new(),
     }
 }
 

@@ -156,6 +156,8 @@ fn call(task_id: &str, number_id: i64, number: &str, i: usize) -> CallWrite {
                     tags: vec![],
                     created_at: "2020-03-06 22:31:10".into(),
                     bridge_status: None,
+                    voice: None,
+                    robot_voice: Vec::new(),
                 })
                 .collect(),
         }),

@@ -33,6 +33,14 @@ pub struct DetailWrite {
     /// 1 on rows after a transfer to an agent.
     #[serde(default)]
     pub bridge_status: Option<i64>,
+    /// Customer audio of this sentence (`record_details.voice`), a path
+    /// under the recordings root.
+    #[serde(default)]
+    pub voice: Option<String>,
+    /// Robot audio played for this turn (`record_details.robot_voice`, stored
+    /// as a JSON array of paths).
+    #[serde(default)]
+    pub robot_voice: Vec<String>,
 }
 
 /// The record of an answered call (seed 000 record).
@@ -168,7 +176,7 @@ impl Store {
             for d in &r.details {
                 let did = uuid::Uuid::new_v4().to_string();
                 sqlx::query(self.sql(
-                    "INSERT INTO record_details (id, record_id, task_id, user_id, notify, callid, asrtype, callee, gender, asr_elapse, question, question_index, speak_ms, play_ms, keyword, answer_id, answer_text, answer_content, answer_action, word_class, score, sequence, decision_us, bridge_status, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO record_details (id, record_id, task_id, user_id, notify, callid, asrtype, callee, gender, asr_elapse, question, question_index, speak_ms, play_ms, keyword, answer_id, answer_text, answer_content, answer_action, word_class, score, sequence, decision_us, bridge_status, voice, robot_voice, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 ))
                 .bind(&did)
                 .bind(&r.id)
@@ -194,6 +202,8 @@ impl Store {
                 .bind(d.sequence)
                 .bind(d.decision_us)
                 .bind(d.bridge_status)
+                .bind(d.voice.clone())
+                .bind(robot_voice_json(&d.robot_voice))
                 .bind(&d.created_at)
                 .bind(&d.created_at)
                 .execute(&mut **tx)
@@ -298,12 +308,19 @@ pub fn check_call(c: &CallWrite) -> Result<(), StoreError> {
             check_opt(D, "word_class", d.word_class.as_deref(), chars(limits::SHORT))?;
             check_opt(D, "asrtype", d.asrtype.as_deref(), chars(limits::SHORT))?;
             check(D, "created_at", &d.created_at, chars(limits::TIME))?;
+            check_opt(D, "voice", d.voice.as_deref(), TEXT)?;
+            check_opt(D, "robot_voice", robot_voice_json(&d.robot_voice).as_deref(), TEXT)?;
             for t in &d.tags {
                 check("taggables", "tag_id", t, chars(limits::SCRIPT_ID))?;
             }
         }
     }
     Ok(())
+}
+
+/// `record_details.robot_voice`: a JSON array of paths, NULL when none.
+fn robot_voice_json(paths: &[String]) -> Option<String> {
+    (!paths.is_empty()).then(|| serde_json::Value::from(paths.to_vec()).to_string())
 }
 
 /// `(?, ?, …)` with `cols` placeholders, repeated `rows` times, comma-separated.
@@ -460,8 +477,8 @@ impl Store {
         }
         for chunk in details.chunks(CHUNK) {
             let q = format!(
-                "INSERT INTO record_details (id, record_id, task_id, user_id, notify, callid, asrtype, callee, gender, asr_elapse, question, question_index, speak_ms, play_ms, keyword, answer_id, answer_text, answer_content, answer_action, word_class, score, sequence, decision_us, bridge_status, created_at, updated_at) VALUES {}",
-                value_rows(chunk.len(), 26)
+                "INSERT INTO record_details (id, record_id, task_id, user_id, notify, callid, asrtype, callee, gender, asr_elapse, question, question_index, speak_ms, play_ms, keyword, answer_id, answer_text, answer_content, answer_action, word_class, score, sequence, decision_us, bridge_status, voice, robot_voice, created_at, updated_at) VALUES {}",
+                value_rows(chunk.len(), 28)
             );
             let mut query = sqlx::query(self.sql(&q));
             for (c, r, d, did) in chunk {
@@ -490,6 +507,8 @@ impl Store {
                     .bind(d.sequence)
                     .bind(d.decision_us)
                     .bind(d.bridge_status)
+                    .bind(d.voice.clone())
+                    .bind(robot_voice_json(&d.robot_voice))
                     .bind(d.created_at.clone())
                     .bind(d.created_at.clone());
             }
