@@ -15,6 +15,7 @@ use crate::api::rest::manage::create_task_from;
 use crate::api::rest::params::{record_filter, Params};
 use crate::api::rest::seed::record_rows;
 use crate::config::Config;
+use crate::location::{self, LocationTable};
 use crate::store::api::{last_page, Principal, Scope, TaskProgress};
 use crate::store::Store;
 
@@ -136,6 +137,28 @@ pub enum RecordsCmd {
 }
 
 #[derive(Subcommand, Debug)]
+pub enum LocationCmd {
+    /// Load a CSV of `prefix,province,city[,operator]` (7-digit mobile
+    /// prefix; operator yd/lt/dx/gd or 移动/联通/电信/广电), streamed.
+    Import {
+        #[command(flatten)]
+        cfg: ConfigArg,
+        /// The locations file.
+        file: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Where numbers are: province, city and operator.
+    Lookup {
+        #[command(flatten)]
+        cfg: ConfigArg,
+        numbers: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
 pub enum UserCmd {
     /// Create an account (a sub-account with --parent); prints its id.
     Create {
@@ -215,7 +238,8 @@ pub async fn task(cmd: TaskCmd) -> Result<()> {
                 None => Format::guess(&file.display().to_string()),
             };
             let f = tokio::fs::File::open(&file).await.with_context(|| format!("opening {}", file.display()))?;
-            let report = import::import(&store, &task, &tenant, f, format).await?;
+            let locations = LocationTable::load(&store).await?;
+            let report = import::import(&store, &locations, &task, &tenant, f, format).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
@@ -288,6 +312,61 @@ pub async fn task(cmd: TaskCmd) -> Result<()> {
                     g("create_datetime"),
                     g("name")
                 );
+            }
+            Ok(())
+        }
+    }
+}
+
+pub async fn location(cmd: LocationCmd) -> Result<()> {
+    match cmd {
+        LocationCmd::Import { cfg, file, json } => {
+            let store = open(&cfg).await?;
+            let f = tokio::fs::File::open(&file).await.with_context(|| format!("opening {}", file.display()))?;
+            let report = location::import::import(&store, f).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!(
+                    "{}: {} rows · {} imported · {} rejected · {} new regions",
+                    file.display(),
+                    report.rows,
+                    report.imported,
+                    report.invalid,
+                    report.regions_created
+                );
+                for e in &report.errors {
+                    eprintln!("{}:{}: {}", file.display(), e.line, e.problem);
+                }
+                if report.truncated {
+                    eprintln!("(errors cut at {} entries)", import::MAX_LISTED);
+                }
+            }
+            Ok(())
+        }
+        LocationCmd::Lookup { cfg, numbers, json } => {
+            let store = open(&cfg).await?;
+            let table = LocationTable::load(&store).await?;
+            for raw in &numbers {
+                let n = crate::store::normalize_number(raw).map_err(|e| anyhow!("{e}"))?;
+                let loc = table.lookup_normalized(&n).unwrap_or_default();
+                let name = |id: i64| table.region_name(id).unwrap_or("").to_string();
+                let op = location::Operator::from_code(loc.operator);
+                if json {
+                    let v = json!({
+                        "number": n,
+                        "province_id": loc.province_id,
+                        "province": name(loc.province_id),
+                        "city_id": loc.city_id,
+                        "city": name(loc.city_id),
+                        "operator": loc.operator,
+                        "operator_name": op.name_zh(),
+                        "type": op.short(),
+                    });
+                    println!("{v}");
+                } else {
+                    println!("{n}\t{}\t{}\t{}", name(loc.province_id), name(loc.city_id), op.name_zh());
+                }
             }
             Ok(())
         }

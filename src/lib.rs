@@ -14,6 +14,7 @@ pub mod demo;
 pub mod dialer;
 pub mod dialogue;
 pub mod finalize;
+pub mod location;
 pub mod logging;
 pub mod metrics;
 pub mod sim;

@@ -120,6 +120,11 @@ enum Cmd {
         #[command(subcommand)]
         cmd: cli::RecordsCmd,
     },
+    /// Number location: import the 7-digit prefix table, look numbers up.
+    Location {
+        #[command(subcommand)]
+        cmd: cli::LocationCmd,
+    },
     /// Accounts (main and sub-accounts).
     User {
         #[command(subcommand)]
@@ -282,6 +287,10 @@ async fn main() -> Result<()> {
         Cmd::Records { cmd } => {
             init_logs("human", "warn");
             cli::records(cmd).await
+        }
+        Cmd::Location { cmd } => {
+            init_logs("human", "warn");
+            cli::location(cmd).await
         }
         Cmd::User { cmd } => {
             init_logs("human", "warn");

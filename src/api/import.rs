@@ -15,7 +15,9 @@ use serde_json::Value;
 use tokio::io::AsyncRead;
 use tokio::sync::mpsc;
 
-use crate::store::{Store, StoreError};
+use crate::location::LocationTable;
+use crate::store::number::NewNumber;
+use crate::store::{limits, normalize_number, Store, StoreError};
 
 /// Rows per insert transaction.
 const BATCH: usize = 500;
@@ -97,65 +99,13 @@ enum Item {
     Bad { line: u64, problem: String },
 }
 
-/// Normalize a phone number for dialing and de-duplication.
-///
-/// TODO(lead): the store branch adds `store::number::normalize_number`; once
-/// merged, make this call it so the API, the CLI and the dialer agree.
-pub fn normalize_number(raw: &str) -> Result<String, String> {
-    let cleaned: String = raw.chars().filter(|c| !matches!(c, ' ' | '-' | '(' | ')' | '.' | '\u{a0}' | '\t')).collect();
-    if cleaned.is_empty() {
-        return Err("number is empty".into());
-    }
-    let mut n = cleaned.as_str();
-    for p in ["+86", "0086"] {
-        if let Some(rest) = n.strip_prefix(p) {
-            n = rest;
-        }
-    }
-    if n.len() == 13 && n.starts_with("861") {
-        n = &n[2..];
-    }
-    if !n.chars().all(|c| c.is_ascii_digit()) {
-        return Err(format!("number {raw:?} has characters other than digits"));
-    }
-    if n.starts_with('1') && n.len() != 11 {
-        return Err(format!("mobile number {raw:?} must have 11 digits, has {}", n.len()));
-    }
-    if !(5..=20).contains(&n.len()) {
-        return Err(format!("number {raw:?} must have 5 to 20 digits, has {}", n.len()));
-    }
-    Ok(n.to_string())
-}
-
-/// Operator of a mainland mobile number by its prefix: 1 移动, 2 联通,
-/// 3 电信, 0 unknown.
-pub fn operator_of(n: &str) -> i64 {
-    if n.len() != 11 || !n.starts_with('1') {
-        return 0;
-    }
-    let p3 = &n[..3];
-    const YD: &[&str] = &[
-        "134", "135", "136", "137", "138", "139", "147", "148", "150", "151", "152", "157", "158", "159", "172", "178",
-        "182", "183", "184", "187", "188", "195", "197", "198",
-    ];
-    const LT: &[&str] =
-        &["130", "131", "132", "145", "146", "155", "156", "166", "167", "171", "175", "176", "185", "186", "196"];
-    const DX: &[&str] = &["133", "149", "153", "173", "174", "177", "180", "181", "189", "190", "191", "193", "199"];
-    if YD.contains(&p3) {
-        1
-    } else if LT.contains(&p3) {
-        2
-    } else if DX.contains(&p3) {
-        3
-    } else {
-        0
-    }
-}
-
 /// Import into `task_id` (the caller checked it is the tenant's) from
-/// `reader`. `tenant` names the blacklist family.
+/// `reader`. `tenant` names the blacklist family. Numbers are normalized by
+/// [`normalize_number`] (the one rule, in `store::number`) and get their
+/// province, city and operator from `locations`.
 pub async fn import<R>(
     store: &Store,
+    locations: &LocationTable,
     task_id: &str,
     tenant: &str,
     reader: R,
@@ -182,15 +132,15 @@ where
                 report.rows += 1;
                 match normalize_number(&raw) {
                     Ok(n) => batch.push((line, n, vars)),
-                    Err(p) => report.error(line, p),
+                    Err(p) => report.error(line, p.to_string()),
                 }
                 if batch.len() >= BATCH {
-                    flush(store, task_id, tenant, &mut batch, &mut report).await?;
+                    flush(store, locations, task_id, tenant, &mut batch, &mut report).await?;
                 }
             }
         }
     }
-    flush(store, task_id, tenant, &mut batch, &mut report).await?;
+    flush(store, locations, task_id, tenant, &mut batch, &mut report).await?;
     match parser.await {
         Ok(Ok(())) => Ok(report),
         Ok(Err(e)) => Err(ImportError::Io(e)),
@@ -200,6 +150,7 @@ where
 
 async fn flush(
     store: &Store,
+    locations: &LocationTable,
     task_id: &str,
     tenant: &str,
     batch: &mut Vec<(u64, String, BTreeMap<String, String>)>,
@@ -210,25 +161,34 @@ async fn flush(
     }
     let numbers: Vec<String> = batch.iter().map(|(_, n, _)| n.clone()).collect();
     let black = store.blacklisted_among(tenant, &numbers).await?;
-    let rows: Vec<(u64, String, i64, bool, Option<String>)> = batch
-        .drain(..)
-        .map(|(line, n, vars)| {
-            let bl = black.contains(&n);
-            let vars = if vars.is_empty() { None } else { serde_json::to_string(&vars).ok() };
-            (line, n.clone(), operator_of(&n), bl, vars)
-        })
-        .collect();
-    let dups = store.insert_number_batch(task_id, &rows).await?;
+    let mut rows: Vec<NewNumber> = Vec::with_capacity(batch.len());
+    for (line, number, vars) in batch.drain(..) {
+        let variables = if vars.is_empty() { None } else { serde_json::to_string(&vars).ok() };
+        if variables.as_ref().is_some_and(|v| v.len() > limits::TEXT_BYTES) {
+            report.error(
+                line,
+                format!(
+                    "variables: {} bytes as JSON, at most {} allowed",
+                    variables.map_or(0, |v| v.len()),
+                    limits::TEXT_BYTES
+                ),
+            );
+            continue;
+        }
+        let location = locations.lookup_normalized(&number).unwrap_or_default();
+        rows.push(NewNumber { line, blacklisted: black.contains(&number), number, location, variables });
+    }
+    let dups = store.insert_numbers(task_id, &rows).await?;
     let dup_set: std::collections::HashSet<u64> = dups.iter().copied().collect();
-    for (line, _, _, bl, _) in &rows {
-        if dup_set.contains(line) {
+    for r in &rows {
+        if dup_set.contains(&r.line) {
             report.duplicates += 1;
-            push_capped(&mut report.duplicate_lines, *line, &mut report.truncated);
+            push_capped(&mut report.duplicate_lines, r.line, &mut report.truncated);
         } else {
             report.inserted += 1;
-            if *bl {
+            if r.blacklisted {
                 report.blacklisted += 1;
-                push_capped(&mut report.blacklisted_lines, *line, &mut report.truncated);
+                push_capped(&mut report.blacklisted_lines, r.line, &mut report.truncated);
             }
         }
     }
@@ -435,15 +395,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn normalizes() {
-        assert_eq!(normalize_number("+86 138-1234-5678").unwrap(), "13812345678");
-        assert_eq!(normalize_number("8613812345678").unwrap(), "13812345678");
-        assert_eq!(normalize_number("021 6000 1234").unwrap(), "02160001234");
-        assert!(normalize_number("1381234567").unwrap_err().contains("11 digits"));
-        assert!(normalize_number("13a12345678").unwrap_err().contains("digits"));
-        assert!(normalize_number("").is_err());
-        assert_eq!(operator_of("13812345678"), 1);
-        assert_eq!(operator_of("18651683344"), 2);
-        assert_eq!(operator_of("18912345678"), 3);
+    fn format_from_hint() {
+        assert_eq!(Format::guess("application/json"), Format::Json);
+        assert_eq!(Format::guess("numbers.NDJSON"), Format::Json);
+        assert_eq!(Format::guess("text/csv"), Format::Csv);
+        assert_eq!(Format::guess(""), Format::Csv);
     }
 }

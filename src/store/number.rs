@@ -13,6 +13,18 @@
 //!    landline number (area code without its trunk 0) gives the domestic
 //!    form with the leading `0`. Other `+` numbers stay `+` and digits.
 //! 5. The result has 3 to 20 digits; numbers outside that are refused.
+//! 6. A domestic number beginning `1[3-9]` is a mobile number and must have
+//!    11 digits (service numbers are `1[0-2]…`: 110, 10086, 12345).
+//!
+//! The API's and the CLI's number import, the blacklist endpoints and the
+//! location lookup all use this one rule.
+
+use std::collections::HashMap;
+
+use sqlx::Row;
+
+use super::limits::{self, chars, check, check_opt};
+use super::{now_str, Store, StoreError};
 
 /// Why a raw number was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -25,6 +37,8 @@ pub enum NumberError {
     MisplacedPlus { raw: String, pos: usize },
     #[error("phone number {raw:?} has {digits} digits; between {min} and {max} are allowed")]
     BadLength { raw: String, digits: usize, min: usize, max: usize },
+    #[error("phone number {raw:?}: a mobile number (1[3-9]…) has 11 digits, this has {digits}")]
+    MobileLength { raw: String, digits: usize },
 }
 
 /// Fewest digits accepted (short service numbers such as 110 or 10086).
@@ -44,8 +58,25 @@ fn ascii_form(c: char) -> char {
 }
 
 fn is_mobile(d: &str) -> bool {
+    d.len() == 11 && looks_mobile(d)
+}
+
+/// Begins like a mobile number: `1[3-9]`.
+fn looks_mobile(d: &str) -> bool {
     let b = d.as_bytes();
-    b.len() == 11 && b[0] == b'1' && (b'3'..=b'9').contains(&b[1])
+    b.len() >= 2 && b[0] == b'1' && (b'3'..=b'9').contains(&b[1])
+}
+
+/// What follows China's country code: a mobile number as is (rule 6 then
+/// checks its length), a landline with its trunk 0 put back.
+fn after_country_code(rest: &str) -> Option<String> {
+    if looks_mobile(rest) {
+        Some(rest.to_string())
+    } else if !rest.is_empty() && !rest.starts_with('0') {
+        Some(format!("0{rest}"))
+    } else {
+        None
+    }
 }
 
 /// Normalize a raw phone number by the rule above.
@@ -74,19 +105,9 @@ pub fn normalize_number(raw: &str) -> Result<String, NumberError> {
         return Err(NumberError::Empty);
     }
     let out = if plus {
-        match digits.strip_prefix("86") {
-            Some(rest) if is_mobile(rest) => rest.to_string(),
-            Some(rest) if !rest.is_empty() && !rest.starts_with('0') => format!("0{rest}"),
-            _ => format!("+{digits}"),
-        }
+        digits.strip_prefix("86").and_then(after_country_code).unwrap_or_else(|| format!("+{digits}"))
     } else if let Some(rest) = digits.strip_prefix("0086") {
-        if is_mobile(rest) {
-            rest.to_string()
-        } else if !rest.is_empty() && !rest.starts_with('0') {
-            format!("0{rest}")
-        } else {
-            digits
-        }
+        after_country_code(rest).unwrap_or(digits)
     } else {
         match digits.strip_prefix("86") {
             Some(rest) if is_mobile(rest) => rest.to_string(),
@@ -97,7 +118,94 @@ pub fn normalize_number(raw: &str) -> Result<String, NumberError> {
     if !(MIN_DIGITS..=MAX_DIGITS).contains(&n) {
         return Err(NumberError::BadLength { raw: raw.to_string(), digits: n, min: MIN_DIGITS, max: MAX_DIGITS });
     }
+    if looks_mobile(&out) && out.len() != 11 {
+        return Err(NumberError::MobileLength { raw: raw.to_string(), digits: n });
+    }
     Ok(out)
+}
+
+/// One imported number, normalized, with where it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewNumber {
+    /// Line of the upload it came from (reported back for duplicates).
+    pub line: u64,
+    pub number: String,
+    pub location: crate::location::Location,
+    pub blacklisted: bool,
+    /// Script variables as a JSON object.
+    pub variables: Option<String>,
+}
+
+impl Store {
+    /// Insert one batch of imported numbers in one transaction, with their
+    /// province, city and operator; returns the lines that were duplicates
+    /// (already in the task).
+    pub async fn insert_numbers(&self, task_id: &str, rows: &[NewNumber]) -> Result<Vec<u64>, StoreError> {
+        for r in rows {
+            check("autodialer_number", "number", &r.number, chars(limits::NUMBER))?;
+            check_opt("autodialer_number", "variables", r.variables.as_deref(), limits::TEXT)?;
+        }
+        let now = now_str();
+        let q = format!(
+            "{} INTO autodialer_number (task_id, number, province_id, city_id, operator, is_blacklist, variables, next_attempt_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?){}",
+            self.insert_ignore(),
+            self.on_conflict_nothing()
+        );
+        let mut dups = Vec::new();
+        let mut tx = self.begin_write().await?;
+        for r in rows {
+            let done = sqlx::query(self.sql(&q))
+                .bind(task_id)
+                .bind(&r.number)
+                .bind(r.location.province_id)
+                .bind(r.location.city_id)
+                .bind(r.location.operator)
+                .bind(i64::from(r.blacklisted))
+                .bind(r.variables.clone())
+                .bind("")
+                .bind(&now)
+                .bind(&now)
+                .execute(&mut *tx)
+                .await?;
+            if done.rows_affected() == 0 {
+                dups.push(r.line);
+            }
+        }
+        tx.commit().await?;
+        Ok(dups)
+    }
+
+    /// Province, city and operator stored on numbers, by number id (only
+    /// numbers with something known).
+    pub async fn number_locations(
+        &self,
+        number_ids: &[i64],
+    ) -> Result<HashMap<i64, crate::location::Location>, StoreError> {
+        let mut out = HashMap::new();
+        let ids: Vec<i64> = number_ids.iter().copied().collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+        if ids.is_empty() {
+            return Ok(out);
+        }
+        let q = format!(
+            "SELECT id, province_id, city_id, operator FROM autodialer_number WHERE id IN ({})",
+            vec!["?"; ids.len()].join(", ")
+        );
+        let mut query = sqlx::query(self.sql(&q));
+        for id in &ids {
+            query = query.bind(*id);
+        }
+        for r in query.fetch_all(self.pool()).await? {
+            let loc = crate::location::Location {
+                province_id: r.try_get("province_id")?,
+                city_id: r.try_get("city_id")?,
+                operator: r.try_get("operator")?,
+            };
+            if loc.is_known() {
+                out.insert(r.try_get("id")?, loc);
+            }
+        }
+        Ok(out)
+    }
 }
 
 #[cfg(test)]
@@ -170,5 +278,17 @@ mod tests {
         assert!(matches!(normalize_number("12"), Err(NumberError::BadLength { digits: 2, .. })));
         assert!(matches!(normalize_number(&"1".repeat(21)), Err(NumberError::BadLength { digits: 21, .. })));
         assert_eq!(normalize_number("110").unwrap(), "110");
+    }
+
+    #[test]
+    fn mobile_numbers_have_eleven_digits() {
+        let e = normalize_number("135").unwrap_err();
+        assert_eq!(e, NumberError::MobileLength { raw: "135".into(), digits: 3 });
+        assert!(e.to_string().contains("11 digits"), "{e}");
+        assert!(matches!(normalize_number("1381234567"), Err(NumberError::MobileLength { digits: 10, .. })));
+        assert!(matches!(normalize_number("+86 138123456789"), Err(NumberError::MobileLength { digits: 12, .. })));
+        for ok in ["10086", "12345", "110", "95588", "+13800138000"] {
+            assert!(normalize_number(ok).is_ok(), "{ok}");
+        }
     }
 }

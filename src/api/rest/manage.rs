@@ -3,18 +3,19 @@
 //! validation live here as plain functions so the CLI runs the same checks.
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path as UrlPath, RawQuery, State};
+use axum::extract::Path as UrlPath;
 use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::Response;
 use futures::TryStreamExt;
 use serde_json::{json, Map, Value};
 
 use super::params::Params;
-use super::{ok, ApiErr, ApiResult, Caller, RestState, PER_PAGE};
+use super::{listing, ok, ApiErr, ApiResult, BodyParams, Ctx, TaskCtx, PER_PAGE};
 use crate::api::import::{self, Format};
 use crate::dialer::window::DialWindowSpec;
 use crate::dialogue::Script;
 use crate::store::api::{last_page, OwnedTable, Scope};
-use crate::store::{Store, Task};
+use crate::store::{normalize_number, Store, Task};
 
 /// Keys a task object may carry but that are not set by clients (the seeds'
 /// read-only fields); ignored silently on create and update.
@@ -258,154 +259,82 @@ pub async fn create_task_from(store: &Store, scope: &Scope, p: &Params) -> Resul
     Ok((uuid, spec.ignored))
 }
 
-fn body_params(headers: &HeaderMap, body: &[u8]) -> Result<Params, ApiErr> {
-    let mut p = Params::default();
-    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
-    p.merge_body(ct, body)?;
-    Ok(p)
-}
-
-fn query(q: &Option<String>) -> Params {
-    Params::from_query(q.as_deref().unwrap_or(""))
-}
-
-async fn scope(st: &RestState, caller: &Caller, q: &Params) -> Result<Scope, ApiErr> {
-    caller.scope(st, q.string("sub_user_id")?.as_deref()).await
-}
-
-async fn task_of(st: &RestState, scope: &Scope, task_id: &str) -> Result<Map<String, Value>, ApiErr> {
-    st.store().task_in_scope(task_id, scope).await?.ok_or_else(|| ApiErr::not_found(format!("task {task_id}")))
-}
-
 fn task_json(mut t: Map<String, Value>) -> Value {
     let start = t.get("start").and_then(Value::as_i64).unwrap_or(0);
     t.insert("start_str".into(), Value::from(crate::store::api::start_str(start)));
     Value::Object(t)
 }
 
+fn created(message: &str, data: Value) -> Response {
+    let mut resp = ok(message, data);
+    *resp.status_mut() = StatusCode::CREATED;
+    resp
+}
+
 // ------------------------------------------------------------------ tasks
 
-pub async fn list_tasks(State(st): State<RestState>, caller: Caller, RawQuery(q): RawQuery) -> ApiResult {
-    let q = query(&q);
-    let scope = scope(&st, &caller, &q).await?;
-    let tasks: Vec<Value> = st.store().list_tasks(&scope).await?.into_iter().map(task_json).collect();
-    Ok(ok("ok", json!({"data": tasks, "total": tasks.len()})))
+pub async fn list_tasks(c: Ctx) -> ApiResult {
+    let tasks: Vec<Value> = c.store().list_tasks(&c.scope).await?.into_iter().map(task_json).collect();
+    Ok(listing(&tasks))
 }
 
-pub async fn create_task(
-    State(st): State<RestState>,
-    caller: Caller,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult {
-    let q = query(&q);
-    let scope = scope(&st, &caller, &q).await?;
-    let p = body_params(&headers, &body)?;
-    let (uuid, ignored) = create_task_from(st.store(), &scope, &p).await?;
-    let task = task_of(&st, &scope, &uuid).await?;
-    let mut resp = ok("task created", json!({"task": task_json(task), "ignored": ignored}));
-    *resp.status_mut() = StatusCode::CREATED;
-    Ok(resp)
+pub async fn create_task(c: Ctx, BodyParams(p): BodyParams) -> ApiResult {
+    let (uuid, ignored) = create_task_from(c.store(), &c.scope, &p).await?;
+    let task = c.task(&uuid).await?;
+    Ok(created("task created", json!({"task": task_json(task), "ignored": ignored})))
 }
 
-pub async fn get_task(
-    State(st): State<RestState>,
-    caller: Caller,
-    UrlPath(task_id): UrlPath<String>,
-    RawQuery(q): RawQuery,
-) -> ApiResult {
-    let q = query(&q);
-    let scope = scope(&st, &caller, &q).await?;
-    Ok(ok("ok", task_json(task_of(&st, &scope, &task_id).await?)))
+pub async fn get_task(t: TaskCtx) -> ApiResult {
+    Ok(ok("ok", task_json(t.task)))
 }
 
-pub async fn update_task(
-    State(st): State<RestState>,
-    caller: Caller,
-    UrlPath(task_id): UrlPath<String>,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult {
-    let q = query(&q);
-    let scope = scope(&st, &caller, &q).await?;
-    task_of(&st, &scope, &task_id).await?;
-    let spec = task_spec(&body_params(&headers, &body)?, false)?;
+pub async fn update_task(t: TaskCtx, BodyParams(p): BodyParams) -> ApiResult {
+    let c = &t.ctx;
+    let spec = task_spec(&p, false)?;
     if let Some(Value::String(n)) = spec.get("name") {
         if n.is_empty() {
             return Err(ApiErr::param("name", "must not be empty"));
         }
     }
-    check_refs(st.store(), &scope, &spec).await?;
-    st.store().update_task_columns(&task_id, &scope, &spec.cols).await?;
-    let task = task_of(&st, &scope, &task_id).await?;
+    check_refs(c.store(), &c.scope, &spec).await?;
+    c.store().update_task_columns(&t.id, &c.scope, &spec.cols).await?;
+    let task = c.task(&t.id).await?;
     Ok(ok("task updated", json!({"task": task_json(task), "ignored": spec.ignored})))
 }
 
-pub async fn delete_task(
-    State(st): State<RestState>,
-    caller: Caller,
-    UrlPath(task_id): UrlPath<String>,
-    RawQuery(q): RawQuery,
-) -> ApiResult {
-    let q = query(&q);
-    let scope = scope(&st, &caller, &q).await?;
-    if !st.store().delete_task(&task_id, &scope).await? {
-        return Err(ApiErr::not_found(format!("task {task_id}")));
+pub async fn delete_task(t: TaskCtx) -> ApiResult {
+    if !t.ctx.store().delete_task(&t.id, &t.ctx.scope).await? {
+        return Err(ApiErr::not_found(format!("task {}", t.id)));
     }
-    Ok(ok("task deleted", json!({"uuid": task_id})))
+    Ok(ok("task deleted", json!({"uuid": t.id})))
 }
 
-async fn set_start(st: RestState, caller: Caller, task_id: String, q: Option<String>, start: i64) -> ApiResult {
-    let q = query(&q);
-    let scope = scope(&st, &caller, &q).await?;
-    if !st.store().set_task_start_in_scope(&task_id, &scope, start).await? {
-        return Err(ApiErr::not_found(format!("task {task_id}")));
+async fn set_start(t: TaskCtx, start: i64) -> ApiResult {
+    let c = &t.ctx;
+    if !c.store().set_task_start_in_scope(&t.id, &c.scope, start).await? {
+        return Err(ApiErr::not_found(format!("task {}", t.id)));
     }
-    let task = task_of(&st, &scope, &task_id).await?;
-    let progress = st.store().task_progress(&task, st.cfg().cps_window_secs).await?;
+    let task = c.task(&t.id).await?;
+    let progress = c.store().task_progress(&task, c.st.cfg().cps_window_secs).await?;
     Ok(ok(crate::store::api::start_str(start), json!(progress)))
 }
 
-pub async fn start_task(
-    State(st): State<RestState>,
-    caller: Caller,
-    UrlPath(task_id): UrlPath<String>,
-    RawQuery(q): RawQuery,
-) -> ApiResult {
-    set_start(st, caller, task_id, q, 1).await
+pub async fn start_task(t: TaskCtx) -> ApiResult {
+    set_start(t, 1).await
 }
 
-pub async fn pause_task(
-    State(st): State<RestState>,
-    caller: Caller,
-    UrlPath(task_id): UrlPath<String>,
-    RawQuery(q): RawQuery,
-) -> ApiResult {
-    set_start(st, caller, task_id, q, 0).await
+pub async fn pause_task(t: TaskCtx) -> ApiResult {
+    set_start(t, 0).await
 }
 
-pub async fn stop_task(
-    State(st): State<RestState>,
-    caller: Caller,
-    UrlPath(task_id): UrlPath<String>,
-    RawQuery(q): RawQuery,
-) -> ApiResult {
-    set_start(st, caller, task_id, q, 2).await
+pub async fn stop_task(t: TaskCtx) -> ApiResult {
+    set_start(t, 2).await
 }
 
 /// Live progress: dialled, in flight, per-status counts, achieved CPS.
-pub async fn task_status(
-    State(st): State<RestState>,
-    caller: Caller,
-    UrlPath(task_id): UrlPath<String>,
-    RawQuery(q): RawQuery,
-) -> ApiResult {
-    let q = query(&q);
-    let scope = scope(&st, &caller, &q).await?;
-    let task = task_of(&st, &scope, &task_id).await?;
-    let progress = st.store().task_progress(&task, st.cfg().cps_window_secs).await?;
+pub async fn task_status(t: TaskCtx) -> ApiResult {
+    let st = &t.ctx.st;
+    let progress = st.store().task_progress(&t.task, st.cfg().cps_window_secs).await?;
     let mut data = json!(progress);
     if let Some(c) = &st.cfg().cluster {
         // Nodes, their live calls and CPS per gateway across the cluster.
@@ -417,94 +346,58 @@ pub async fn task_status(
     Ok(ok("ok", data))
 }
 
-/// Stream an upload of numbers (CSV, JSON array or NDJSON) into a task.
-pub async fn import_numbers(
-    State(st): State<RestState>,
-    caller: Caller,
-    UrlPath(task_id): UrlPath<String>,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Body,
-) -> ApiResult {
-    let q = query(&q);
-    let scope = scope(&st, &caller, &q).await?;
-    task_of(&st, &scope, &task_id).await?;
-    let format = match q.string("format")?.as_deref() {
+/// Stream an upload of numbers (CSV, JSON array or NDJSON) into a task;
+/// each number gets its province, city and operator from the location table.
+pub async fn import_numbers(t: TaskCtx, headers: HeaderMap, body: Body) -> ApiResult {
+    let c = &t.ctx;
+    let format = match c.query.string("format")?.as_deref() {
         Some("csv") => Format::Csv,
         Some("json") | Some("ndjson") => Format::Json,
         Some(other) => return Err(ApiErr::param("format", format!("must be csv or json, got {other:?}"))),
         None => Format::guess(headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("")),
     };
+    let locations = c.st.location_table().await?;
     let stream = body.into_data_stream().map_err(std::io::Error::other);
     let reader = tokio_util::io::StreamReader::new(stream);
-    let report = import::import(st.store(), &task_id, &scope.tenant, reader, format).await.map_err(|e| match e {
-        import::ImportError::Store(s) => ApiErr::from(s),
-        other => ApiErr::param("body", other.to_string()),
-    })?;
+    let report =
+        import::import(c.store(), &locations, &t.id, &c.scope.tenant, reader, format).await.map_err(|e| match e {
+            import::ImportError::Store(s) => ApiErr::from(s),
+            other => ApiErr::param("body", other.to_string()),
+        })?;
     Ok(ok("import finished", json!(report)))
 }
 
 /// Attach (or with `null`, detach) a dial-time group.
-pub async fn set_task_dial_time(
-    State(st): State<RestState>,
-    caller: Caller,
-    UrlPath(task_id): UrlPath<String>,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult {
-    let q = query(&q);
-    let scope = scope(&st, &caller, &q).await?;
-    task_of(&st, &scope, &task_id).await?;
-    let p = body_params(&headers, &body)?;
+pub async fn set_task_dial_time(t: TaskCtx, BodyParams(p): BodyParams) -> ApiResult {
+    let c = &t.ctx;
     if !p.0.contains_key("dial_time_group_id") {
         return Err(ApiErr::param("dial_time_group_id", "is required (null detaches)"));
     }
     let group = p.string("dial_time_group_id")?;
     if let Some(g) = &group {
-        if !st.store().owned(OwnedTable::DialTimeGroups, g, &scope.tenant).await? {
+        if !c.store().owned(OwnedTable::DialTimeGroups, g, &c.scope.tenant).await? {
             return Err(ApiErr::param("dial_time_group_id", format!("no dial-time group {g} for this account")));
         }
     }
-    st.store().set_task_dial_time(&task_id, group.as_deref()).await?;
-    Ok(ok("dial-time group set", json!({"uuid": task_id, "dial_time_id": group})))
+    c.store().set_task_dial_time(&t.id, group.as_deref()).await?;
+    Ok(ok("dial-time group set", json!({"uuid": t.id, "dial_time_id": group})))
 }
 
 /// Callback delivery log of a task: every webhook attempt, oldest first
-/// (`webhook_deliveries`), after the usual scope check.
-pub async fn callback_log(
-    State(st): State<RestState>,
-    caller: Caller,
-    UrlPath(task_id): UrlPath<String>,
-    RawQuery(q): RawQuery,
-) -> ApiResult {
-    let q = query(&q);
-    let scope = scope(&st, &caller, &q).await?;
-    task_of(&st, &scope, &task_id).await?;
-    let log = st.store().deliveries(&task_id).await?;
-    let total = log.len();
-    Ok(ok("ok", json!({"data": log, "total": total})))
+/// (`webhook_deliveries`).
+pub async fn callback_log(t: TaskCtx) -> ApiResult {
+    Ok(listing(&t.ctx.store().deliveries(&t.id).await?))
 }
 
 // ---------------------------------------------------------------- scripts
 
-pub async fn list_scripts(State(st): State<RestState>, caller: Caller, RawQuery(q): RawQuery) -> ApiResult {
-    let q = query(&q);
-    let scope = scope(&st, &caller, &q).await?;
-    let groups = st.store().list_script_groups(&scope.tenant).await?;
-    Ok(ok("ok", json!({"data": groups, "total": groups.len()})))
+pub async fn list_scripts(c: Ctx) -> ApiResult {
+    Ok(listing(&c.store().list_script_groups(&c.scope.tenant).await?))
 }
 
 /// Import a script (`dialogue::Script` JSON); every validation problem is
 /// listed in `data`.
-pub async fn import_script(
-    State(st): State<RestState>,
-    caller: Caller,
-    RawQuery(q): RawQuery,
-    body: Bytes,
-) -> ApiResult {
-    let q = query(&q);
-    let scope = scope(&st, &caller, &q).await?;
+pub async fn import_script(c: Ctx, body: Bytes) -> ApiResult {
     let text = std::str::from_utf8(&body).map_err(|_| ApiErr::param("body", "not UTF-8"))?;
     let script = Script::from_json(text).map_err(|e| ApiErr::param("body", format!("not a valid script: {e}")))?;
     let problems: Vec<String> = script.validate().iter().map(ToString::to_string).collect();
@@ -515,26 +408,17 @@ pub async fn import_script(
         )
         .with_data(json!(problems)));
     }
-    let id = st.store().save_script(&scope.owner, &script).await?;
-    let mut resp = ok("script imported", json!({"id": id, "name": script.name, "utterances": script.utterances.len()}));
-    *resp.status_mut() = StatusCode::CREATED;
-    Ok(resp)
+    let id = c.store().save_script(&c.scope.owner, &script).await?;
+    Ok(created("script imported", json!({"id": id, "name": script.name, "utterances": script.utterances.len()})))
 }
 
 /// Export a script as it was imported (re-importable).
-pub async fn export_script(
-    State(st): State<RestState>,
-    caller: Caller,
-    UrlPath(group_id): UrlPath<String>,
-    RawQuery(q): RawQuery,
-) -> ApiResult {
-    let q = query(&q);
-    let scope = scope(&st, &caller, &q).await?;
+pub async fn export_script(c: Ctx, UrlPath(group_id): UrlPath<String>) -> ApiResult {
     let id: i64 =
         group_id.parse().map_err(|_| ApiErr::param("group_id", format!("must be an integer, got {group_id:?}")))?;
-    let row = st
+    let row = c
         .store()
-        .script_group_in_tenant(id, &scope.tenant)
+        .script_group_in_tenant(id, &c.scope.tenant)
         .await?
         .ok_or_else(|| ApiErr::not_found(format!("script group {id}")))?;
     let def = row.get("definition").and_then(Value::as_str).unwrap_or("{}");
@@ -546,23 +430,11 @@ pub async fn export_script(
 
 // ----------------------------------------------------------------- levels
 
-pub async fn list_levels(State(st): State<RestState>, caller: Caller, RawQuery(q): RawQuery) -> ApiResult {
-    let q = query(&q);
-    let scope = scope(&st, &caller, &q).await?;
-    let levels = st.store().list_levels(&scope.tenant, q.int("group_id")?).await?;
-    Ok(ok("ok", json!({"data": levels, "total": levels.len()})))
+pub async fn list_levels(c: Ctx) -> ApiResult {
+    Ok(listing(&c.store().list_levels(&c.scope.tenant, c.query.int("group_id")?).await?))
 }
 
-pub async fn create_level(
-    State(st): State<RestState>,
-    caller: Caller,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult {
-    let q = query(&q);
-    let scope = scope(&st, &caller, &q).await?;
-    let p = body_params(&headers, &body)?;
+pub async fn create_level(c: Ctx, BodyParams(p): BodyParams) -> ApiResult {
     let name = p.required_string("name")?;
     let min = p.int("min_score")?.ok_or_else(|| ApiErr::param("min_score", "is required"))?;
     let max = p.int("max_score")?.ok_or_else(|| ApiErr::param("max_score", "is required"))?;
@@ -571,16 +443,16 @@ pub async fn create_level(
     }
     let group = p.int("group_id")?;
     if let Some(g) = group {
-        if st.store().script_group_in_tenant(g, &scope.tenant).await?.is_none() {
+        if c.store().script_group_in_tenant(g, &c.scope.tenant).await?.is_none() {
             return Err(ApiErr::param("group_id", format!("no script group {g} for this account")));
         }
     }
     let alias = p.string("alias")?;
     let color = p.string("color")?;
-    let id = st
+    let id = c
         .store()
         .create_level(
-            &scope.owner,
+            &c.scope.owner,
             group,
             &name,
             alias.as_deref(),
@@ -593,129 +465,70 @@ pub async fn create_level(
     Ok(ok("level created", json!({"id": id})))
 }
 
-async fn delete_owned(
-    st: RestState,
-    caller: Caller,
-    q: Option<String>,
-    table: OwnedTable,
-    id: String,
-    what: &str,
-) -> ApiResult {
-    let q = query(&q);
-    let scope = scope(&st, &caller, &q).await?;
-    if !st.store().delete_owned(table, &id, &scope.tenant).await? {
+async fn delete_owned(c: Ctx, table: OwnedTable, id: String, what: &str) -> ApiResult {
+    if !c.store().delete_owned(table, &id, &c.scope.tenant).await? {
         return Err(ApiErr::not_found(format!("{what} {id}")));
     }
     Ok(ok("deleted", json!({"id": id})))
 }
 
-pub async fn delete_level(
-    State(st): State<RestState>,
-    caller: Caller,
-    UrlPath(id): UrlPath<String>,
-    RawQuery(q): RawQuery,
-) -> ApiResult {
-    delete_owned(st, caller, q, OwnedTable::Levels, id, "level").await
+pub async fn delete_level(c: Ctx, UrlPath(id): UrlPath<String>) -> ApiResult {
+    delete_owned(c, OwnedTable::Levels, id, "level").await
 }
 
 // ------------------------------------------------------------------- tags
 
-pub async fn list_tags(State(st): State<RestState>, caller: Caller, RawQuery(q): RawQuery) -> ApiResult {
-    let q = query(&q);
-    let scope = scope(&st, &caller, &q).await?;
-    let tags = st.store().list_tags(&scope.tenant).await?;
-    Ok(ok("ok", json!({"data": tags, "total": tags.len()})))
+pub async fn list_tags(c: Ctx) -> ApiResult {
+    Ok(listing(&c.store().list_tags(&c.scope.tenant).await?))
 }
 
-pub async fn create_tag(
-    State(st): State<RestState>,
-    caller: Caller,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult {
-    let q = query(&q);
-    let scope = scope(&st, &caller, &q).await?;
-    let p = body_params(&headers, &body)?;
+pub async fn create_tag(c: Ctx, BodyParams(p): BodyParams) -> ApiResult {
     let name = p.required_string("name")?;
     let groups = p.string_list("tag_group_ids")?;
     for g in &groups {
-        if !st.store().owned(OwnedTable::TagGroups, g, &scope.tenant).await? {
+        if !c.store().owned(OwnedTable::TagGroups, g, &c.scope.tenant).await? {
             return Err(ApiErr::param("tag_group_ids", format!("no tag group {g} for this account")));
         }
     }
     let description = p.string("description")?;
     let color = p.string("color")?;
-    let id = st.store().create_tag(&scope.owner, &name, description.as_deref(), color.as_deref(), &groups).await?;
+    let id = c.store().create_tag(&c.scope.owner, &name, description.as_deref(), color.as_deref(), &groups).await?;
     Ok(ok("tag created", json!({"id": id})))
 }
 
-pub async fn delete_tag(
-    State(st): State<RestState>,
-    caller: Caller,
-    UrlPath(id): UrlPath<String>,
-    RawQuery(q): RawQuery,
-) -> ApiResult {
-    delete_owned(st, caller, q, OwnedTable::Tags, id, "tag").await
+pub async fn delete_tag(c: Ctx, UrlPath(id): UrlPath<String>) -> ApiResult {
+    delete_owned(c, OwnedTable::Tags, id, "tag").await
 }
 
-pub async fn list_tag_groups(State(st): State<RestState>, caller: Caller, RawQuery(q): RawQuery) -> ApiResult {
-    let q = query(&q);
-    let scope = scope(&st, &caller, &q).await?;
-    let g = st.store().list_tag_groups(&scope.tenant).await?;
-    Ok(ok("ok", json!({"data": g, "total": g.len()})))
+pub async fn list_tag_groups(c: Ctx) -> ApiResult {
+    Ok(listing(&c.store().list_tag_groups(&c.scope.tenant).await?))
 }
 
-pub async fn create_tag_group(
-    State(st): State<RestState>,
-    caller: Caller,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult {
-    let q = query(&q);
-    let scope = scope(&st, &caller, &q).await?;
-    let p = body_params(&headers, &body)?;
+pub async fn create_tag_group(c: Ctx, BodyParams(p): BodyParams) -> ApiResult {
     let name = p.required_string("name")?;
     let scene = p.string("tag_scene_id")?;
-    let id = st.store().create_tag_group(&scope.owner, &name, scene.as_deref()).await?;
+    let id = c.store().create_tag_group(&c.scope.owner, &name, scene.as_deref()).await?;
     Ok(ok("tag group created", json!({"id": id})))
 }
 
-pub async fn delete_tag_group(
-    State(st): State<RestState>,
-    caller: Caller,
-    UrlPath(id): UrlPath<String>,
-    RawQuery(q): RawQuery,
-) -> ApiResult {
-    delete_owned(st, caller, q, OwnedTable::TagGroups, id, "tag group").await
+pub async fn delete_tag_group(c: Ctx, UrlPath(id): UrlPath<String>) -> ApiResult {
+    delete_owned(c, OwnedTable::TagGroups, id, "tag group").await
 }
 
 // -------------------------------------------------------------- blacklist
 
-pub async fn list_blacklist(State(st): State<RestState>, caller: Caller, RawQuery(q): RawQuery) -> ApiResult {
-    let q = query(&q);
-    let scope = scope(&st, &caller, &q).await?;
-    let page = q.page()?;
-    let (rows, total) = st.store().list_blacklist(&scope.tenant, page, PER_PAGE).await?;
+pub async fn list_blacklist(c: Ctx) -> ApiResult {
+    let page = c.query.page()?;
+    let (rows, total) = c.store().list_blacklist(&c.scope.tenant, page, PER_PAGE).await?;
     let mut v = json!({"data": rows, "total": total, "last_page": last_page(total, PER_PAGE)});
-    if caller.0.mask_numbers {
+    if c.caller.0.mask_numbers {
         super::mask_numbers(&mut v);
     }
     Ok(ok("ok", v))
 }
 
 /// Add `number` or `numbers` (normalized) with an optional `reason`.
-pub async fn add_blacklist(
-    State(st): State<RestState>,
-    caller: Caller,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult {
-    let q = query(&q);
-    let scope = scope(&st, &caller, &q).await?;
-    let p = body_params(&headers, &body)?;
+pub async fn add_blacklist(c: Ctx, BodyParams(p): BodyParams) -> ApiResult {
     let mut raw = p.string_list("numbers")?;
     if let Some(n) = p.string("number")? {
         raw.push(n);
@@ -728,25 +541,18 @@ pub async fn add_blacklist(
     }
     let mut numbers = Vec::with_capacity(raw.len());
     for (i, r) in raw.iter().enumerate() {
-        numbers.push(import::normalize_number(r).map_err(|e| ApiErr::param("numbers", format!("item {i}: {e}")))?);
+        numbers.push(normalize_number(r).map_err(|e| ApiErr::param("numbers", format!("item {i}: {e}")))?);
     }
     numbers.sort();
     numbers.dedup();
     let reason = p.string("reason")?.unwrap_or_default();
-    let (added, already) = st.store().blacklist_add(&scope.owner, &scope.tenant, &numbers, &reason).await?;
+    let (added, already) = c.store().blacklist_add(&c.scope.owner, &c.scope.tenant, &numbers, &reason).await?;
     Ok(ok("blacklist updated", json!({"added": added, "already": already})))
 }
 
-pub async fn remove_blacklist(
-    State(st): State<RestState>,
-    caller: Caller,
-    UrlPath(number): UrlPath<String>,
-    RawQuery(q): RawQuery,
-) -> ApiResult {
-    let q = query(&q);
-    let scope = scope(&st, &caller, &q).await?;
-    let n = import::normalize_number(&number).map_err(|e| ApiErr::param("number", e))?;
-    if !st.store().remove_blacklist(&scope.tenant, &n).await? {
+pub async fn remove_blacklist(c: Ctx, UrlPath(number): UrlPath<String>) -> ApiResult {
+    let n = normalize_number(&number).map_err(|e| ApiErr::param("number", e))?;
+    if !c.store().remove_blacklist(&c.scope.tenant, &n).await? {
         return Err(ApiErr::not_found(format!("blacklisted number {number}")));
     }
     Ok(ok("removed", json!({"number": n})))
@@ -754,24 +560,12 @@ pub async fn remove_blacklist(
 
 // -------------------------------------------------------- dial-time groups
 
-pub async fn list_dial_time_groups(State(st): State<RestState>, caller: Caller, RawQuery(q): RawQuery) -> ApiResult {
-    let q = query(&q);
-    let scope = scope(&st, &caller, &q).await?;
-    let g = st.store().list_dial_time_groups(&scope.tenant).await?;
-    Ok(ok("ok", json!({"data": g, "total": g.len()})))
+pub async fn list_dial_time_groups(c: Ctx) -> ApiResult {
+    Ok(listing(&c.store().list_dial_time_groups(&c.scope.tenant).await?))
 }
 
 /// `{name, timezone, weekdays, time_ranges, exclude_dates}`.
-pub async fn create_dial_time_group(
-    State(st): State<RestState>,
-    caller: Caller,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult {
-    let q = query(&q);
-    let scope = scope(&st, &caller, &q).await?;
-    let p = body_params(&headers, &body)?;
+pub async fn create_dial_time_group(c: Ctx, BodyParams(p): BodyParams) -> ApiResult {
     let name = p.required_string("name")?;
     let timezone = p.string("timezone")?.unwrap_or_else(|| "Asia/Shanghai".into());
     let weekdays = p.int_list("weekdays")?;
@@ -803,15 +597,10 @@ pub async fn create_dial_time_group(
         };
         ApiErr::param(field, e)
     })?;
-    let id = st.store().create_dial_time_group(&scope.owner, &name, &spec).await?;
+    let id = c.store().create_dial_time_group(&c.scope.owner, &name, &spec).await?;
     Ok(ok("dial-time group created", json!({"id": id})))
 }
 
-pub async fn delete_dial_time_group(
-    State(st): State<RestState>,
-    caller: Caller,
-    UrlPath(id): UrlPath<String>,
-    RawQuery(q): RawQuery,
-) -> ApiResult {
-    delete_owned(st, caller, q, OwnedTable::DialTimeGroups, id, "dial-time group").await
+pub async fn delete_dial_time_group(c: Ctx, UrlPath(id): UrlPath<String>) -> ApiResult {
+    delete_owned(c, OwnedTable::DialTimeGroups, id, "dial-time group").await
 }

@@ -30,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 use super::voice::VoiceKeys;
 use super::ApiError;
 use crate::config::Config;
+use crate::location::{LocationCache, LocationError, LocationTable};
 use crate::store::api::{Principal, Scope};
 use crate::store::{Store, StoreError};
 
@@ -85,6 +86,7 @@ struct Inner {
     voice: VoiceKeys,
     voice_roots: Vec<PathBuf>,
     tokens: Mutex<HashMap<String, (Instant, Option<Principal>)>>,
+    locations: Arc<LocationCache>,
 }
 
 /// Shared state of the REST API; cheap to clone.
@@ -96,6 +98,17 @@ pub struct RestState {
 impl RestState {
     /// `voice_roots`: directories `download-voice` may serve files from.
     pub fn new(store: Store, cfg: ApiConfig, voice_roots: Vec<PathBuf>) -> RestState {
+        RestState::with_locations(store, cfg, voice_roots, Arc::new(LocationCache::default()))
+    }
+
+    /// [`RestState::new`] sharing one location cache with the rest of the
+    /// process (the finalizer fills records from the same table).
+    pub fn with_locations(
+        store: Store,
+        cfg: ApiConfig,
+        voice_roots: Vec<PathBuf>,
+        locations: Arc<LocationCache>,
+    ) -> RestState {
         let base_url = if cfg.public_url.is_empty() {
             format!("http://{}", cfg.http.as_deref().unwrap_or(DEFAULT_HTTP))
         } else {
@@ -103,8 +116,25 @@ impl RestState {
         };
         let voice = VoiceKeys::new(&cfg.voice_key_secret);
         RestState {
-            inner: Arc::new(Inner { store, cfg, base_url, voice, voice_roots, tokens: Mutex::new(HashMap::new()) }),
+            inner: Arc::new(Inner {
+                store,
+                cfg,
+                base_url,
+                voice,
+                voice_roots,
+                tokens: Mutex::new(HashMap::new()),
+                locations,
+            }),
         }
+    }
+
+    pub fn locations(&self) -> &Arc<LocationCache> {
+        &self.inner.locations
+    }
+
+    /// The location table, loaded on first use and reloaded after imports.
+    pub(crate) async fn location_table(&self) -> Result<Arc<LocationTable>, ApiErr> {
+        Ok(self.inner.locations.table(&self.inner.store).await?)
     }
 
     pub fn store(&self) -> &Store {
@@ -203,6 +233,18 @@ impl From<StoreError> for ApiErr {
     }
 }
 
+impl From<LocationError> for ApiErr {
+    fn from(e: LocationError) -> ApiErr {
+        match e {
+            LocationError::Store(s) => ApiErr::from(s),
+            other => {
+                tracing::error!("API location data error: {other}");
+                ApiErr::new(StatusCode::INTERNAL_SERVER_ERROR, "location data error")
+            }
+        }
+    }
+}
+
 impl std::fmt::Display for ApiErr {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.message)
@@ -269,6 +311,82 @@ impl Caller {
             .await?
             .ok_or_else(|| ApiErr::param("sub_user_id", "not a sub-account of this account"))
     }
+}
+
+/// What most handlers start with: the caller, resolved to its scope
+/// (`?sub_user_id=` honoured), and the query parameters.
+pub struct Ctx {
+    pub st: RestState,
+    pub caller: Caller,
+    pub scope: Scope,
+    pub query: params::Params,
+}
+
+impl FromRequestParts<RestState> for Ctx {
+    type Rejection = ApiErr;
+
+    async fn from_request_parts(parts: &mut Parts, st: &RestState) -> Result<Ctx, ApiErr> {
+        let caller = Caller::from_request_parts(parts, st).await?;
+        let query = params::Params::from_query(parts.uri.query().unwrap_or(""));
+        let scope = caller.scope(st, query.string("sub_user_id")?.as_deref()).await?;
+        Ok(Ctx { st: st.clone(), caller, scope, query })
+    }
+}
+
+impl Ctx {
+    pub fn store(&self) -> &Store {
+        self.st.store()
+    }
+
+    /// A task of the caller's scope (404 for anyone else's).
+    pub async fn task(&self, task_id: &str) -> Result<serde_json::Map<String, Value>, ApiErr> {
+        self.store()
+            .task_in_scope(task_id, &self.scope)
+            .await?
+            .ok_or_else(|| ApiErr::not_found(format!("task {task_id}")))
+    }
+}
+
+/// [`Ctx`] and the task named by the path's `{task_id}`, checked to be in
+/// the caller's scope.
+pub struct TaskCtx {
+    pub ctx: Ctx,
+    pub id: String,
+    pub task: serde_json::Map<String, Value>,
+}
+
+impl FromRequestParts<RestState> for TaskCtx {
+    type Rejection = ApiErr;
+
+    async fn from_request_parts(parts: &mut Parts, st: &RestState) -> Result<TaskCtx, ApiErr> {
+        let ctx = Ctx::from_request_parts(parts, st).await?;
+        let axum::extract::Path(id) = axum::extract::Path::<String>::from_request_parts(parts, st)
+            .await
+            .map_err(|e| ApiErr::param("task_id", e.body_text()))?;
+        let task = ctx.task(&id).await?;
+        Ok(TaskCtx { ctx, id, task })
+    }
+}
+
+/// A request body's parameters (JSON object or form), by its Content-Type.
+pub struct BodyParams(pub params::Params);
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for BodyParams {
+    type Rejection = ApiErr;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<BodyParams, ApiErr> {
+        let ct = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(String::from);
+        let body =
+            axum::body::Bytes::from_request(req, state).await.map_err(|e| ApiErr::param("body", e.body_text()))?;
+        let mut p = params::Params::default();
+        p.merge_body(ct.as_deref(), &body)?;
+        Ok(BodyParams(p))
+    }
+}
+
+/// A list in the management envelope: `{data: [...], total}`.
+pub(crate) fn listing<T: Serialize>(rows: &[T]) -> Response {
+    ok("ok", json!({"data": rows, "total": rows.len()}))
 }
 
 /// Mask phone numbers in a response for tokens with `mask_numbers`: every

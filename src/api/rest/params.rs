@@ -7,6 +7,7 @@ use chrono::NaiveDateTime;
 use serde_json::{Map, Value};
 
 use super::{ApiErr, PER_PAGE};
+use crate::location::Operator;
 use crate::store::api::{NumberFilter, RecordFilter};
 
 /// Parameters by name; repeated and `name[]` keys become arrays.
@@ -257,14 +258,9 @@ pub fn record_filter(p: &Params) -> Result<RecordFilter, ApiErr> {
     })
 }
 
-/// Operator codes of `type`: lt 联通, dx 电信, yd 移动.
+/// Operator code of a `type` value: lt 联通, dx 电信, yd 移动, gd 广电.
 pub fn operator_code(s: &str) -> Option<i64> {
-    match s {
-        "yd" => Some(1),
-        "lt" => Some(2),
-        "dx" => Some(3),
-        _ => None,
-    }
+    Operator::ALL.into_iter().find(|o| o.short().eq_ignore_ascii_case(s.trim())).map(Operator::code)
 }
 
 /// Validate the filters of `GET v1/task/number`.
@@ -275,8 +271,9 @@ pub fn number_filter(p: &Params) -> Result<NumberFilter, ApiErr> {
     }
     let mut operators = Vec::new();
     for t in p.string_list("type")? {
-        operators
-            .push(operator_code(&t).ok_or_else(|| ApiErr::param("type", format!("must be lt, dx or yd, got {t:?}")))?);
+        operators.push(operator_code(&t).ok_or_else(|| {
+            ApiErr::param("type", format!("must be lt (联通), dx (电信), yd (移动) or gd (广电), got {t:?}"))
+        })?);
     }
     let keyword = p.string("keyword")?.filter(|k| !k.is_empty());
     if keyword.as_ref().is_some_and(|k| k.len() > 32) {

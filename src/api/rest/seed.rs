@@ -14,6 +14,7 @@ use serde_json::{json, Map, Value};
 use super::params::{number_filter, record_filter, Params};
 use super::{json_response, mask_numbers, ok, ApiErr, ApiResult, Caller, RestState};
 use crate::finalize::status::NumberStatus;
+use crate::location::{Location, Operator};
 use crate::store::api::{last_page, start_str, Scope};
 use crate::store::Store;
 
@@ -526,14 +527,9 @@ pub fn hangup_disposition_str(d: Option<i64>) -> &'static str {
     }
 }
 
-/// 运营商: 1 移动, 2 联通, 3 电信.
+/// 运营商: 1 移动, 2 联通, 3 电信, 4 广电.
 pub fn operator_name(o: Option<i64>) -> &'static str {
-    match o {
-        Some(1) => "移动",
-        Some(2) => "联通",
-        Some(3) => "电信",
-        _ => "未知",
-    }
+    Operator::from_code(o.unwrap_or(0)).name_zh()
 }
 
 fn status_name(code: i64) -> &'static str {
@@ -563,8 +559,32 @@ fn request_params(query: Option<&str>, headers: &HeaderMap, body: &[u8]) -> Resu
     Ok(p)
 }
 
-/// Full record maps: level, region and display fields added.
+/// Province, city and operator of records that have none of their own
+/// (written before the location data existed, or by an older finalizer):
+/// their number's, as the number import stored them.
+async fn fill_locations(store: &Store, rows: &mut [Obj]) -> Result<(), ApiErr> {
+    let unknown = |r: &Obj| ["province_id", "city_id", "operator"].iter().all(|k| i(r, k).unwrap_or(0) == 0);
+    let ids: Vec<i64> = rows.iter().filter(|r| unknown(r)).filter_map(|r| i(r, "number_id")).collect();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let from_numbers = store.number_locations(&ids).await?;
+    for r in rows.iter_mut().filter(|r| unknown(r)) {
+        let Some(Location { province_id, city_id, operator }) =
+            i(r, "number_id").and_then(|n| from_numbers.get(&n).copied())
+        else {
+            continue;
+        };
+        set(r, "province_id", Value::from(province_id));
+        set(r, "city_id", Value::from(city_id));
+        set(r, "operator", Value::from(operator));
+    }
+    Ok(())
+}
+
+/// Full record maps: location, level, region and display fields added.
 async fn enrich_records(store: &Store, rows: &mut [Obj]) -> Result<(), ApiErr> {
+    fill_locations(store, rows).await?;
     let level_ids: Vec<String> = rows.iter().filter_map(|r| s(r, "level_id").map(String::from)).collect();
     let levels = store.levels_by_id(&level_ids).await?;
     let region_ids: Vec<i64> =
