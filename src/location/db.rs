@@ -26,6 +26,8 @@ pub struct RegionIndex {
     provinces: HashMap<String, i64>,
     cities: HashMap<(i64, String), i64>,
     rows: HashMap<i64, (Option<i64>, String)>,
+    /// Cities without an area code.
+    no_area_code: std::collections::HashSet<i64>,
 }
 
 impl RegionIndex {
@@ -53,10 +55,15 @@ impl RegionIndex {
 }
 
 async fn read_regions(store: &Store) -> Result<RegionIndex, LocationError> {
-    let rows = sqlx::query("SELECT id, pid, city FROM regions").fetch_all(store.pool()).await?;
+    let rows = sqlx::query("SELECT id, pid, city, area_code FROM regions").fetch_all(store.pool()).await?;
     let mut ix = RegionIndex::default();
     for r in &rows {
-        ix.add(r.try_get("id")?, r.try_get("pid")?, r.try_get("city")?);
+        let id: i64 = r.try_get("id")?;
+        let pid: Option<i64> = r.try_get("pid")?;
+        if pid.is_some() && r.try_get::<Option<String>, _>("area_code")?.is_none() {
+            ix.no_area_code.insert(id);
+        }
+        ix.add(id, pid, r.try_get("city")?);
     }
     Ok(ix)
 }
@@ -155,7 +162,25 @@ pub async fn ensure_shipped_regions(store: &Store) -> Result<RegionIndex, Locati
         city: Some((*c).into()),
         area_code: Some((*code).into()),
     }));
-    ensure_regions(store, &wanted).await
+    let ix = ensure_regions(store, &wanted).await?;
+    // Cities an import created before the shipped ones existed get their code.
+    let missing: Vec<(i64, &str)> = AREA_CODES
+        .iter()
+        .filter_map(|(code, p, c)| Some((ix.city(ix.province(p)?, c)?, *code)))
+        .filter(|(id, _)| ix.no_area_code.contains(id))
+        .collect();
+    if !missing.is_empty() {
+        let mut tx = store.begin_write().await?;
+        for (id, code) in missing {
+            sqlx::query(store.sql("UPDATE regions SET area_code = ? WHERE id = ? AND area_code IS NULL"))
+                .bind(code)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+    }
+    Ok(ix)
 }
 
 async fn bump(tx: &mut sqlx::Transaction<'static, sqlx::Any>, store: &Store) -> Result<(), sqlx::Error> {

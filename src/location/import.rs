@@ -133,8 +133,10 @@ where
     let bridge = tokio_util::io::SyncIoBridge::new(reader);
     let parser = tokio::task::spawn_blocking(move || parse_csv(bridge, &tx));
     let mut report = LocationReport::default();
-    let mut ix = db::ensure_regions(store, &[]).await?;
-    let before = ix.names().len();
+    // The shipped regions first, so the file's cities are the ones that
+    // carry their area codes.
+    let before = db::ensure_regions(store, &[]).await?.names().len();
+    let mut ix = db::ensure_shipped_regions(store).await?;
     let mut batch: Vec<Line> = Vec::with_capacity(BATCH);
     while let Some(item) = rx.recv().await {
         report.rows += 1;
