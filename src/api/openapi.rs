@@ -24,13 +24,13 @@ const SUB: P = ("sub_user_id", "query", "string", false, "act for this sub-accou
 const TASK: P = ("task_id", "path", "string", true, "task uuid");
 
 const OPS: &[Op] = &[
-    Op { method: "post", path: "/v1/task/query_done_task_phones", tag: "seed-v1", summary: "A task's call records, 15 a page (seed 000). Body (JSON or form): task_id (required), page, id, levels [[min,max),…] score ranges, keyword (callee prefix), bills [min,max] seconds, rounds [min,max], tags [tag id…], start_at / end_at (YYYY-MM-DD HH:MM:SS). Answers {data, total, last_page} without an envelope.", params: &[SUB], body: Some(("application/json", "filters")), public: false },
+    Op { method: "post", path: "/v1/task/query_done_task_phones", tag: "seed-v1", summary: "A task's call records, 15 a page (seed 000). Body (JSON or form): task_id (required), page, id, levels [[min,max),…] score ranges, keyword (callee prefix), bills [min,max] seconds, rounds [min,max], tags [tag id…], start_at / end_at (YYYY-MM-DD HH:MM:SS). Rows carry province_id / city_id / operator and the province / city objects: the record's own, else its number's. Answers {data, total, last_page} without an envelope.", params: &[SUB], body: Some(("application/json", "filters")), public: false },
     Op { method: "get", path: "/v1/task/number", tag: "seed-v1", summary: "A task's numbers with their state (seed 000), in the {code, status, message, data} envelope.", params: &[
         ("task_id", "query", "string", true, "task uuid"),
         ("page", "query", "integer", false, "page, 15 rows each (default 1)"),
         ("status[]", "query", "array", false, "number states 0–12"),
         ("keyword", "query", "string", false, "number prefix"),
-        ("type[]", "query", "array", false, "operators: lt 联通, dx 电信, yd 移动"),
+        ("type[]", "query", "array", false, "operators (also `type=`): lt 联通, dx 电信, yd 移动, gd 广电, as the import found them from the number's segment (号段)"),
         ("call_history", "query", "integer", false, "1: add every attempt as call_history"),
         SUB,
     ], body: None, public: false },
@@ -47,9 +47,9 @@ const OPS: &[Op] = &[
     Op { method: "post", path: "/v1/tasks/{task_id}/pause", tag: "tasks", summary: "Pause (start = 0): no new dials, live calls finish.", params: &[TASK, SUB], body: None, public: false },
     Op { method: "post", path: "/v1/tasks/{task_id}/stop", tag: "tasks", summary: "Stop (start = 2).", params: &[TASK, SUB], body: None, public: false },
     Op { method: "get", path: "/v1/tasks/{task_id}/status", tag: "tasks", summary: "Live progress: total, dialled, in_flight, waiting, done, per-status counts, records, achieved_cps.", params: &[TASK, SUB], body: None, public: false },
-    Op { method: "post", path: "/v1/tasks/{task_id}/numbers", tag: "tasks", summary: "Import numbers, streamed: CSV (number[,name,…], optional header row) or JSON (array or NDJSON of numbers or {number, variables}). Reports inserted, duplicates, blacklisted and every rejected row with its line.", params: &[TASK, ("format", "query", "string", false, "csv or json (default: from Content-Type)"), SUB], body: Some(("text/csv", "the numbers")), public: false },
+    Op { method: "post", path: "/v1/tasks/{task_id}/numbers", tag: "tasks", summary: "Import numbers, streamed: CSV (number[,name,…], optional header row) or JSON (array or NDJSON of numbers or {number, variables}). Numbers are normalized (+86 / 0086, separators, full-width digits; a mobile number has 11 digits) and get province, city and operator from the location table (7-digit prefixes loaded by `voxdial location import`, landline area codes, operator by segment). Reports inserted, duplicates, blacklisted and every rejected row with its line.", params: &[TASK, ("format", "query", "string", false, "csv or json (default: from Content-Type)"), SUB], body: Some(("text/csv", "the numbers")), public: false },
     Op { method: "put", path: "/v1/tasks/{task_id}/dial_time_group", tag: "tasks", summary: "Attach a dial-time group ({dial_time_group_id}; null detaches).", params: &[TASK, SUB], body: Some(("application/json", "{dial_time_group_id}")), public: false },
-    Op { method: "get", path: "/v1/tasks/{task_id}/callbacks", tag: "tasks", summary: "Callback delivery log (read-only). Answers 501 until the finalizer's delivery log is in this build.", params: &[TASK, SUB], body: None, public: false },
+    Op { method: "get", path: "/v1/tasks/{task_id}/callbacks", tag: "tasks", summary: "Callback delivery log: every webhook attempt of the task, oldest first.", params: &[TASK, SUB], body: None, public: false },
     Op { method: "get", path: "/v1/scripts", tag: "scripts", summary: "Script groups.", params: &[SUB], body: None, public: false },
     Op { method: "post", path: "/v1/scripts", tag: "scripts", summary: "Import a script (dialogue::Script JSON); every validation problem is listed in data.", params: &[SUB], body: Some(("application/json", "the script")), public: false },
     Op { method: "get", path: "/v1/scripts/{group_id}", tag: "scripts", summary: "Export a script as imported.", params: &[("group_id", "path", "integer", true, "script group id"), SUB], body: None, public: false },
