@@ -11,6 +11,7 @@ use std::collections::BTreeSet;
 
 use api_rig::{backends, call, env, fixture, raw, Env};
 use serde_json::{json, Value};
+use voxdial::store::number::NewNumber;
 
 // ------------------------------------------------------------ shape checks
 
@@ -368,8 +369,10 @@ async fn more_records(e: &Env) -> Vec<String> {
     let mut ids = Vec::new();
     for i in 0..20i64 {
         let number = format!("139{:08}", 10_000_000 + i + (uuid::Uuid::new_v4().as_u128() % 1000) as i64 * 100);
-        let rows = vec![(1u64, number.clone(), 1i64, false, None)];
-        e.store.insert_number_batch(&a.task, &rows).await.unwrap();
+        let loc = voxdial::location::Location { operator: 1, ..Default::default() };
+        let rows =
+            vec![NewNumber { line: 1, number: number.clone(), location: loc, blacklisted: false, variables: None }];
+        e.store.insert_numbers(&a.task, &rows).await.unwrap();
         let nid: i64 = sqlx::Row::try_get(
             &sqlx::query(e.store.sql("SELECT id FROM autodialer_number WHERE task_id = ? AND number = ?"))
                 .bind(&a.task)

@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use voxdial::api::rest::{router, ApiConfig, RestState};
 use voxdial::dialogue::{Script, SAMPLE_SCRIPT};
 use voxdial::store::call::RecordWrite;
+use voxdial::store::number::NewNumber;
 use voxdial::store::{CallWrite, DetailWrite, Store, Task};
 
 /// Backends to run against: SQLite always; PostgreSQL / MariaDB when their
@@ -134,10 +135,18 @@ pub async fn tenant(store: &Store, parent: Option<&str>, name: &str, rec_dir: &P
     // Distinct numbers per tenant: 186 (联通) + a per-tenant block.
     let base: u64 = 10_000_000 + (uuid::Uuid::new_v4().as_u128() % 80_000_000) as u64;
     let number = format!("186{base:08}");
-    let rows: Vec<(u64, String, i64, bool, Option<String>)> =
-        (0..3u64).map(|i| (i + 1, format!("186{:08}", base + i), 2, false, None)).collect();
-    store.insert_number_batch(&task, &rows).await.unwrap();
-    exec(store, "UPDATE autodialer_number SET province_id = 3, city_id = 12 WHERE task_id = ?", &[&task]).await;
+    // 江苏 / 南京 (the rig's regions 3 and 12), 联通.
+    let location = voxdial::location::Location { province_id: 3, city_id: 12, operator: 2 };
+    let rows: Vec<NewNumber> = (0..3u64)
+        .map(|i| NewNumber {
+            line: i + 1,
+            number: format!("186{:08}", base + i),
+            location,
+            blacklisted: false,
+            variables: None,
+        })
+        .collect();
+    store.insert_numbers(&task, &rows).await.unwrap();
     let number_id: i64 = sqlx::Row::try_get(
         &sqlx::query(store.sql("SELECT id FROM autodialer_number WHERE task_id = ? AND number = ?"))
             .bind(&task)
