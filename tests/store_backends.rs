@@ -313,6 +313,9 @@ fn answered(
         recordfile: Some(format!("/recordings/2020/03/06/{callid}.wav")),
         hangup_disposition: Some(2),
         redial_in_secs: None,
+        province: Some("江苏".into()),
+        city: Some("南京".into()),
+        operator: Some("联通".into()),
         record: Some(RecordWrite {
             id: uuid::Uuid::new_v4().to_string(),
             score,
@@ -575,6 +578,15 @@ async fn write_call_is_idempotent_per_callid(db: &Db) {
     assert_eq!(r.try_get::<i64, _>("duration").expect("duration"), 100_000);
     assert_eq!(r.try_get::<String, _>("callid").expect("callid"), c.callid);
     assert_eq!(r.try_get::<Option<String>, _>("claimed_by").expect("claimed_by"), None);
+    // The number's location: names as given, the carrier as the seeds' code.
+    let r = sqlx::query(s.sql("SELECT province, city, operator FROM records WHERE callid = ?"))
+        .bind(&c.callid)
+        .fetch_one(s.pool())
+        .await
+        .expect("record");
+    assert_eq!(r.try_get::<Option<String>, _>("province").expect("province").as_deref(), Some("江苏"));
+    assert_eq!(r.try_get::<Option<String>, _>("city").expect("city").as_deref(), Some("南京"));
+    assert_eq!(r.try_get::<i64, _>("operator").expect("operator"), 2);
 }
 
 async fn write_call_is_all_or_nothing(db: &Db) {
@@ -644,7 +656,7 @@ async fn write_calls_batch_matches_write_call(db: &Db) {
             let mut out = Vec::new();
             for id in &ids[lo..hi] {
                 let r = sqlx::query(s.sql(
-                    "SELECT n.status, n.status_str, n.attempts, n.bill, (SELECT COUNT(*) FROM records r WHERE r.number_id = n.id) AS recs, (SELECT COUNT(*) FROM record_details d JOIN records r ON r.id = d.record_id WHERE r.number_id = n.id) AS dets, (SELECT COUNT(*) FROM auto_call_histories h WHERE h.number_id = n.id) AS hist FROM autodialer_number n WHERE n.id = ?",
+                    "SELECT n.status, n.status_str, n.attempts, n.bill, (SELECT COUNT(*) FROM records r WHERE r.number_id = n.id) AS recs, (SELECT COUNT(*) FROM record_details d JOIN records r ON r.id = d.record_id WHERE r.number_id = n.id) AS dets, (SELECT COUNT(*) FROM auto_call_histories h WHERE h.number_id = n.id) AS hist, (SELECT COUNT(*) FROM records r WHERE r.number_id = n.id AND r.province = '江苏' AND r.city = '南京' AND r.operator = 2) AS located FROM autodialer_number n WHERE n.id = ?",
                 ))
                 .bind(*id)
                 .fetch_one(s.pool())
@@ -657,6 +669,7 @@ async fn write_calls_batch_matches_write_call(db: &Db) {
                     r.try_get::<i64, _>("dets").expect("dets"),
                     r.try_get::<i64, _>("hist").expect("hist"),
                     r.try_get::<i64, _>("bill").expect("bill"),
+                    r.try_get::<i64, _>("located").expect("located"),
                 ));
             }
             out
@@ -666,6 +679,7 @@ async fn write_calls_batch_matches_write_call(db: &Db) {
     let b = per_half(20, 40).await;
     assert_eq!(a, b);
     assert_eq!(a.iter().map(|r| r.3).sum::<i64>(), 100, "10 detail rows per answered call");
+    assert_eq!(a.iter().map(|r| r.6).sum::<i64>(), 10, "every answered call's record has its location");
     let tags = count(s, "SELECT COUNT(*) FROM taggables WHERE taggable_type = ?", "record_detail").await;
     assert_eq!(tags, 20, "one tagged detail per answered call");
     assert_eq!(s.detail_rows(&tid).await.expect("details"), 200);

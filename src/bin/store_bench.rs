@@ -2,12 +2,14 @@
 //! benchmark, not a test; figures in docs/bench-store.md).
 //!
 //! 1. insert: finalized calls (history row, record, 10 detail rows, a tag,
-//!    number update, ledger update), one `write_call` at a time and in
+//!    number update, update of the ledger row written in setup), one
+//!    `write_call` at a time and in
 //!    `write_calls` batches, from `--concurrency` tasks.
 //! 2. query: seed 000's `query_done_task_phones` filter (task_id and score,
 //!    bill, rounds and calldate ranges, ORDER BY calldate DESC LIMIT 15
 //!    OFFSET …, plus its COUNT(*)) over `--records` records of one task,
-//!    p50/p99 over `--queries` random filters.
+//!    p50/p99 over `--queries` random filters; then the same filter through
+//!    `Store::query_records`, the API's path (page and count concurrently).
 //!
 //! Point it at an empty scratch database: it migrates it and adds rows.
 
@@ -16,6 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use sqlx::Row;
+use voxdial::store::api::RecordFilter;
 use voxdial::store::call::RecordWrite;
 use voxdial::store::{Backend, CallWrite, DetailWrite, Store, Task};
 
@@ -100,6 +103,31 @@ async fn bulk_numbers(s: &Store, task_id: &str, n: usize) -> Result<Vec<(i64, St
     rows.iter().map(|r| Ok((r.try_get("id")?, r.try_get("number")?))).collect()
 }
 
+/// The ledger rows the dialer writes before each originate (setup, not
+/// measured), so the finalizer's ledger UPDATE has rows to change.
+async fn bulk_ledger(s: &Store, calls: &[CallWrite]) -> Result<()> {
+    let now = voxdial::store::now_str();
+    for chunk in calls.chunks(1000) {
+        let vals = vec!["(?, ?, ?, ?, ?, 'bench', 'originating', ?, ?)"; chunk.len()].join(", ");
+        let q = format!(
+            "INSERT INTO dial_ledger (task_id, number_id, number, attempt, origination_uuid, node_id, state, created_at, updated_at) VALUES {vals}"
+        );
+        let mut query = sqlx::query(s.sql(&q));
+        for c in chunk {
+            query = query
+                .bind(c.task_id.clone())
+                .bind(c.number_id)
+                .bind(c.number.clone())
+                .bind(c.attempt)
+                .bind(c.callid.clone())
+                .bind(now.clone())
+                .bind(now.clone());
+        }
+        query.execute(s.pool()).await?;
+    }
+    Ok(())
+}
+
 fn call(task_id: &str, number_id: i64, number: &str, i: usize) -> CallWrite {
     let callid = uuid::Uuid::new_v4().to_string();
     CallWrite {
@@ -125,6 +153,9 @@ fn call(task_id: &str, number_id: i64, number: &str, i: usize) -> CallWrite {
         recordfile: Some(format!("/recordings/2020/03/06/{callid}.wav")),
         hangup_disposition: Some(2),
         redial_in_secs: None,
+        province: Some("江苏".into()),
+        city: Some("南京".into()),
+        operator: Some("联通".into()),
         record: Some(RecordWrite {
             id: uuid::Uuid::new_v4().to_string(),
             score: (i % 100) as i64,
@@ -326,10 +357,16 @@ async fn main() -> Result<()> {
             let nums = bulk_numbers(&s, &tid, n).await?;
             let calls: Vec<CallWrite> =
                 nums.iter().enumerate().map(|(i, (id, number))| call(&tid, *id, number, i)).collect();
+            bulk_ledger(&s, &calls).await?;
             let (c0, s0) = cpu_secs();
             let (w, el) = insert_run(&s, calls, batch, a.concurrency).await?;
             let (c1, s1) = cpu_secs();
             let details = s.detail_rows(&tid).await?;
+            let finalized =
+                s.count("SELECT COUNT(*) FROM dial_ledger WHERE task_id = ? AND state = 'finalized'", &tid).await?;
+            if finalized != w as i64 {
+                bail!("{finalized} ledger rows finalized for {w} calls");
+            }
             println!(
                 "insert {mode:<11} batch {batch:>4} x{} writers: {w} calls ({details} detail rows) in {:.2} s = {:.0} calls/s; CPU per call: client {:.0} µs, server {:.0} µs",
                 a.concurrency,
@@ -354,7 +391,7 @@ async fn main() -> Result<()> {
         );
         let count = format!("SELECT COUNT(*) AS n FROM records WHERE {filt}");
         let mut rng = Rng(a.seed);
-        let (mut tl, mut tc, mut tb) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut tl, mut tc, mut tb, mut ta) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let mut total_hits = 0_i64;
         for i in 0..a.queries + 20 {
             // A page of the UI: score level range, bills in seconds (seed:
@@ -385,18 +422,35 @@ async fn main() -> Result<()> {
             let t1 = Instant::now();
             let n: i64 = bind(&count).fetch_one(s.pool()).await?.try_get("n")?;
             let t2 = Instant::now();
-            if rows.len() > 15 {
-                bail!("LIMIT 15 returned {} rows", rows.len());
+            // The API's own path: the same filter through Store::query_records
+            // (ranges there are [min, max)), page and count concurrently.
+            let f = RecordFilter {
+                task_id: tid.clone(),
+                page: offset / 15 + 1,
+                per_page: 15,
+                levels: vec![(score.0, score.1 + 1)],
+                bill_ms: Some((bill.0, bill.1 + 1)),
+                rounds: Some((rounds.0, rounds.1 + 1)),
+                start_at: Some(days.0.clone()),
+                end_at: Some(days.1.clone()),
+                ..RecordFilter::default()
+            };
+            let t3 = Instant::now();
+            let (api_rows, api_n) = s.query_records(&f).await?;
+            let t4 = Instant::now();
+            if rows.len() > 15 || api_rows.len() != rows.len() || api_n != n {
+                bail!("page of {} / {} rows, count {n} / {api_n}", rows.len(), api_rows.len());
             }
             if i >= 20 {
                 // the first 20 warm the caches and the statement cache
                 tl.push((t1 - t0).as_secs_f64() * 1e3);
                 tc.push((t2 - t1).as_secs_f64() * 1e3);
                 tb.push((t2 - t0).as_secs_f64() * 1e3);
+                ta.push((t4 - t3).as_secs_f64() * 1e3);
                 total_hits += n;
             }
         }
-        for v in [&mut tl, &mut tc, &mut tb] {
+        for v in [&mut tl, &mut tc, &mut tb, &mut ta] {
             v.sort_by(f64::total_cmp);
         }
         println!(
@@ -404,7 +458,7 @@ async fn main() -> Result<()> {
             a.queries,
             total_hits as f64 / a.queries.max(1) as f64
         );
-        for (name, v) in [("page (LIMIT 15)", &tl), ("COUNT(*)", &tc), ("page + count", &tb)] {
+        for (name, v) in [("page (LIMIT 15)", &tl), ("COUNT(*)", &tc), ("page + count", &tb), ("query_records", &ta)] {
             println!(
                 "  {name:<16} p50 {:>7.2} ms  p99 {:>7.2} ms  max {:>7.2} ms",
                 pct(v, 0.5),

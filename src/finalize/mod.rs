@@ -185,6 +185,10 @@ pub fn build(r: &CallResult, rules: &StatusRules, recycle: &RecyclePolicy) -> Ca
         hangup_disposition: hangup_disposition(&r.facts),
         redial_in_secs: redial.then_some(recycle.interval_secs),
         record,
+        // Filled from the number-location lookup once it is wired in.
+        province: None,
+        city: None,
+        operator: None,
     }
 }
 

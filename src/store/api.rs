@@ -536,8 +536,9 @@ impl Store {
         }
         if !f.tags.is_empty() {
             wh.push(format!(
-                // Driven from the tag index: a few tagged ids, not a probe per record.
-                "r.id IN (SELECT tg.taggable_id FROM taggables tg WHERE tg.tag_id IN ({}))",
+                // Answered from taggables_tag_target (tag_id, taggable_type,
+                // taggable_id) alone, whichever side the planner drives from.
+                "EXISTS (SELECT 1 FROM taggables tg WHERE tg.tag_id IN ({}) AND tg.taggable_type = 'record' AND tg.taggable_id = r.id)",
                 placeholders(f.tags.len())
             ));
             args.extend(f.tags.iter().map(|t| Arg::S(t.clone())));
@@ -552,15 +553,25 @@ impl Store {
         }
         let cond = wh.join(" AND ");
         let count_q = format!("SELECT COUNT(*) FROM records r WHERE {cond}");
-        let total: i64 = bind_args(sqlx::query(self.sql(&count_q)), &args).fetch_one(self.pool()).await?.try_get(0)?;
         let page_q =
             format!("SELECT r.* FROM records r WHERE {cond} ORDER BY r.calldate DESC, r.id DESC LIMIT ? OFFSET ?");
         let offset = (f.page.max(1) - 1) * f.per_page;
-        let rows = bind_args(sqlx::query(self.sql(&page_q)), &args)
-            .bind(f.per_page)
-            .bind(offset)
-            .fetch_all(self.pool())
-            .await?;
+        // The exact total and the page on two pooled connections at once:
+        // the answer waits for the slower of the two, not for both in turn.
+        let count = async {
+            let r = bind_args(sqlx::query(self.sql(&count_q)), &args).fetch_one(self.pool()).await?;
+            Ok::<i64, StoreError>(r.try_get(0)?)
+        };
+        let page = async {
+            Ok::<Vec<AnyRow>, StoreError>(
+                bind_args(sqlx::query(self.sql(&page_q)), &args)
+                    .bind(f.per_page)
+                    .bind(offset)
+                    .fetch_all(self.pool())
+                    .await?,
+            )
+        };
+        let (total, rows) = tokio::try_join!(count, page)?;
         Ok((maps(&rows), total))
     }
 

@@ -208,6 +208,9 @@ pub async fn tenant(store: &Store, parent: Option<&str>, name: &str, rec_dir: &P
             recordfile: Some(recfile.display().to_string()),
             hangup_disposition: Some(1),
             redial_in_secs: None,
+            province: None,
+            city: None,
+            operator: None,
             record: Some(RecordWrite {
                 id: record.clone(),
                 score: 120,

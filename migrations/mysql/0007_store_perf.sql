@@ -1,0 +1,13 @@
+-- Store performance (issue #3) and the number location on records.
+-- records_api_list (task_id, calldate, score, bill, rounds, id) covers every
+-- query records_task_calldate served: one index less on each record insert.
+ALTER TABLE records DROP INDEX records_task_calldate,
+    ADD COLUMN province VARCHAR(64) NULL,
+    ADD COLUMN city VARCHAR(64) NULL;
+-- Tag filters probe (tag_id, taggable_type, taggable_id) from the index
+-- alone; it also serves every query taggables_tag served.
+ALTER TABLE taggables ADD INDEX taggables_tag_target (tag_id, taggable_type, taggable_id),
+    DROP INDEX taggables_tag;
+-- Only a count of a task's detail rows used it; that count goes through
+-- records now. One index less on each of the ten detail rows per call.
+ALTER TABLE record_details DROP INDEX record_details_task;
