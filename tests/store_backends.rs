@@ -313,9 +313,9 @@ fn answered(
         recordfile: Some(format!("/recordings/2020/03/06/{callid}.wav")),
         hangup_disposition: Some(2),
         redial_in_secs: None,
-        province: Some("江苏".into()),
-        city: Some("南京".into()),
-        operator: Some("联通".into()),
+        province_id: 32,
+        city_id: 3201,
+        operator: 2,
         record: Some(RecordWrite {
             id: uuid::Uuid::new_v4().to_string(),
             score,
@@ -578,15 +578,18 @@ async fn write_call_is_idempotent_per_callid(db: &Db) {
     assert_eq!(r.try_get::<i64, _>("duration").expect("duration"), 100_000);
     assert_eq!(r.try_get::<String, _>("callid").expect("callid"), c.callid);
     assert_eq!(r.try_get::<Option<String>, _>("claimed_by").expect("claimed_by"), None);
-    // The number's location: names as given, the carrier as the seeds' code.
-    let r = sqlx::query(s.sql("SELECT province, city, operator FROM records WHERE callid = ?"))
-        .bind(&c.callid)
-        .fetch_one(s.pool())
-        .await
-        .expect("record");
-    assert_eq!(r.try_get::<Option<String>, _>("province").expect("province").as_deref(), Some("江苏"));
-    assert_eq!(r.try_get::<Option<String>, _>("city").expect("city").as_deref(), Some("南京"));
-    assert_eq!(r.try_get::<i64, _>("operator").expect("operator"), 2);
+    // The number's location, on the record and on the call-history row.
+    let r = sqlx::query(s.sql(
+        "SELECT r.province_id, r.city_id, r.operator, h.province_id AS hp, h.city_id AS hc, h.operator AS ho \
+         FROM records r JOIN auto_call_histories h ON h.call_id = r.callid WHERE r.callid = ?",
+    ))
+    .bind(&c.callid)
+    .fetch_one(s.pool())
+    .await
+    .expect("record");
+    for (col, want) in [("province_id", 32), ("city_id", 3201), ("operator", 2), ("hp", 32), ("hc", 3201), ("ho", 2)] {
+        assert_eq!(r.try_get::<i64, _>(col).expect(col), want, "{col}");
+    }
 }
 
 async fn write_call_is_all_or_nothing(db: &Db) {
@@ -656,7 +659,7 @@ async fn write_calls_batch_matches_write_call(db: &Db) {
             let mut out = Vec::new();
             for id in &ids[lo..hi] {
                 let r = sqlx::query(s.sql(
-                    "SELECT n.status, n.status_str, n.attempts, n.bill, (SELECT COUNT(*) FROM records r WHERE r.number_id = n.id) AS recs, (SELECT COUNT(*) FROM record_details d JOIN records r ON r.id = d.record_id WHERE r.number_id = n.id) AS dets, (SELECT COUNT(*) FROM auto_call_histories h WHERE h.number_id = n.id) AS hist, (SELECT COUNT(*) FROM records r WHERE r.number_id = n.id AND r.province = '江苏' AND r.city = '南京' AND r.operator = 2) AS located FROM autodialer_number n WHERE n.id = ?",
+                    "SELECT n.status, n.status_str, n.attempts, n.bill, (SELECT COUNT(*) FROM records r WHERE r.number_id = n.id) AS recs, (SELECT COUNT(*) FROM record_details d JOIN records r ON r.id = d.record_id WHERE r.number_id = n.id) AS dets, (SELECT COUNT(*) FROM auto_call_histories h WHERE h.number_id = n.id) AS hist, (SELECT COUNT(*) FROM records r WHERE r.number_id = n.id AND r.province_id = 32 AND r.city_id = 3201 AND r.operator = 2) AS located FROM autodialer_number n WHERE n.id = ?",
                 ))
                 .bind(*id)
                 .fetch_one(s.pool())

@@ -1,9 +1,7 @@
--- Store performance (issue #3) and the number location on records.
+-- Store performance (issue #3).
 -- records_api_list (task_id, calldate, score, bill, rounds, id) covers every
 -- query records_task_calldate served: one index less on each record insert.
-ALTER TABLE records DROP INDEX records_task_calldate,
-    ADD COLUMN province VARCHAR(64) NULL,
-    ADD COLUMN city VARCHAR(64) NULL;
+ALTER TABLE records DROP INDEX records_task_calldate;
 -- Tag filters probe (tag_id, taggable_type, taggable_id) from the index
 -- alone; it also serves every query taggables_tag served.
 ALTER TABLE taggables ADD INDEX taggables_tag_target (tag_id, taggable_type, taggable_id),

@@ -1,4 +1,4 @@
--- Store performance (issue #3) and the number location on records.
+-- Store performance (issue #3).
 -- records_api_list (task_id, calldate, score, bill, rounds, id) covers every
 -- query records_task_calldate served: one index less on each record insert.
 DROP INDEX records_task_calldate;
@@ -6,9 +6,6 @@ DROP INDEX records_task_calldate;
 -- alone; it also serves every query taggables_tag served.
 CREATE INDEX taggables_tag_target ON taggables (tag_id, taggable_type, taggable_id);
 DROP INDEX taggables_tag;
--- Where the callee's number is registered (the number-location lookup).
-ALTER TABLE records ADD COLUMN province VARCHAR(64) COLLATE "C" NULL;
-ALTER TABLE records ADD COLUMN city VARCHAR(64) COLLATE "C" NULL;
 -- Only a count of a task's detail rows used it; that count goes through
 -- records now. One index less on each of the ten detail rows per call.
 DROP INDEX record_details_task;

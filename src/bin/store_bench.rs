@@ -153,9 +153,9 @@ fn call(task_id: &str, number_id: i64, number: &str, i: usize) -> CallWrite {
         recordfile: Some(format!("/recordings/2020/03/06/{callid}.wav")),
         hangup_disposition: Some(2),
         redial_in_secs: None,
-        province: Some("江苏".into()),
-        city: Some("南京".into()),
-        operator: Some("联通".into()),
+        province_id: 32,
+        city_id: 3201,
+        operator: 2,
         record: Some(RecordWrite {
             id: uuid::Uuid::new_v4().to_string(),
             score: (i % 100) as i64,

@@ -186,9 +186,9 @@ pub fn build(r: &CallResult, rules: &StatusRules, recycle: &RecyclePolicy) -> Ca
         redial_in_secs: redial.then_some(recycle.interval_secs),
         record,
         // Filled from the number-location lookup once it is wired in.
-        province: None,
-        city: None,
-        operator: None,
+        province_id: 0,
+        city_id: 0,
+        operator: 0,
     }
 }
 

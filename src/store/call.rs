@@ -86,16 +86,16 @@ pub struct CallWrite {
     /// `secs`; `None`: `status` is the number's final status.
     pub redial_in_secs: Option<i64>,
     pub record: Option<RecordWrite>,
-    /// Where the callee's number is registered (`records.province`,
-    /// `records.city`), from the number-location lookup.
+    /// Where the callee's number is registered, from the number-location
+    /// lookup (`crate::location`): `regions` ids and the operator code
+    /// (1 移动, 2 联通, 3 电信, 4 广电), 0 = unknown. Written to the record
+    /// and the call-history row.
     #[serde(default)]
-    pub province: Option<String>,
+    pub province_id: i64,
     #[serde(default)]
-    pub city: Option<String>,
-    /// The callee's carrier ("移动", "联通", "电信", or yd/lt/dx), stored as
-    /// the seeds' code in `records.operator` (see [`operator_code`]).
+    pub city_id: i64,
     #[serde(default)]
-    pub operator: Option<String>,
+    pub operator: i64,
 }
 
 impl Store {
@@ -171,8 +171,12 @@ impl Store {
             Backend::MySql => {
                 // MySQL has no INSERT … RETURNING: one INSERT IGNORE per call,
                 // whose affected-row count says whether it is new.
-                let q =
-                    format!("INSERT IGNORE INTO {} ({}) VALUES {}", HISTORY.table, HISTORY.list(), value_rows(1, 18));
+                let q = format!(
+                    "INSERT IGNORE INTO {} ({}) VALUES {}",
+                    HISTORY.table,
+                    HISTORY.list(),
+                    value_rows(1, HISTORY.cols.len())
+                );
                 for &i in &firsts {
                     let query = bind_row(sqlx::query(self.sql(&q)), &history_row(&calls[i], &now));
                     written[i] = query.execute(&mut **tx).await?.rows_affected() == 1;
@@ -398,6 +402,9 @@ const HISTORY: Table = Table {
         ("status", I_),
         ("record_file", T_),
         ("calling_number", T_),
+        ("province_id", I_),
+        ("city_id", I_),
+        ("operator", I_),
         ("created_at", T_),
         ("updated_at", T_),
     ],
@@ -421,6 +428,9 @@ fn history_row<'a>(c: &'a CallWrite, now: &'a str) -> Vec<V<'a>> {
         V::I(Some(c.status)),
         V::S(c.recordfile.as_deref()),
         V::S(c.caller_number.as_deref()),
+        V::I(Some(c.province_id)),
+        V::I(Some(c.city_id)),
+        V::I(Some(c.operator)),
         V::S(Some(now)),
         V::S(Some(now)),
     ]
@@ -452,8 +462,8 @@ const RECORD: Table = Table {
         ("recordfile", T_),
         ("hangup_disposition", I_),
         ("rounds", I_),
-        ("province", T_),
-        ("city", T_),
+        ("province_id", I_),
+        ("city_id", I_),
         ("operator", I_),
         ("created_at", T_),
         ("updated_at", T_),
@@ -485,9 +495,9 @@ fn record_row<'a>(c: &'a CallWrite, r: &'a RecordWrite, now: &'a str) -> Vec<V<'
         V::S(c.recordfile.as_deref()),
         V::I(c.hangup_disposition),
         V::I(Some(r.rounds)),
-        V::S(c.province.as_deref()),
-        V::S(c.city.as_deref()),
-        V::I(Some(c.operator.as_deref().map_or(0, operator_code))),
+        V::I(Some(c.province_id)),
+        V::I(Some(c.city_id)),
+        V::I(Some(c.operator)),
         V::S(Some(now)),
         V::S(Some(now)),
     ]
@@ -679,17 +689,6 @@ fn detail_id() -> String {
     uuid::Builder::from_unix_timestamp_millis(ms, &bytes).into_uuid().to_string()
 }
 
-/// The seeds' carrier code for `records.operator`: 1 移动, 2 联通, 3 电信,
-/// 0 unknown (seed 000 `operator`, shown as `operator_name`).
-pub fn operator_code(name: &str) -> i64 {
-    match name.trim().to_ascii_lowercase().as_str() {
-        "1" | "移动" | "中国移动" | "yd" | "cmcc" => 1,
-        "2" | "联通" | "中国联通" | "lt" | "cucc" => 2,
-        "3" | "电信" | "中国电信" | "dx" | "ctcc" => 3,
-        _ => 0,
-    }
-}
-
 /// Check every string of a call against its column (see [`limits`]): a call
 /// that doesn't fit is refused whole, on every backend, naming the column.
 pub fn check_call(c: &CallWrite) -> Result<(), StoreError> {
@@ -708,8 +707,6 @@ pub fn check_call(c: &CallWrite) -> Result<(), StoreError> {
     check(N, "status_str", &c.status_str, chars(limits::CODE))?;
     check_opt(N, "answerdate", c.answerdate.as_deref(), chars(limits::TIME))?;
     check(N, "hangupdate", &c.hangupdate, chars(limits::TIME))?;
-    check_opt("records", "province", c.province.as_deref(), chars(limits::CODE))?;
-    check_opt("records", "city", c.city.as_deref(), chars(limits::CODE))?;
     if let Some(r) = &c.record {
         const R: &str = "records";
         check(R, "id", &r.id, chars(limits::ID))?;
@@ -790,13 +787,5 @@ mod tests {
         let b = detail_id();
         assert!(a < b, "{a} !< {b}");
         assert_eq!(uuid::Uuid::parse_str(&a).expect("uuid").get_version_num(), 7);
-    }
-
-    #[test]
-    fn operator_names_map_to_the_seed_codes() {
-        assert_eq!(operator_code("移动"), 1);
-        assert_eq!(operator_code("联通"), 2);
-        assert_eq!(operator_code(" DX "), 3);
-        assert_eq!(operator_code("未知"), 0);
     }
 }

@@ -208,9 +208,9 @@ pub async fn tenant(store: &Store, parent: Option<&str>, name: &str, rec_dir: &P
             recordfile: Some(recfile.display().to_string()),
             hangup_disposition: Some(1),
             redial_in_secs: None,
-            province: None,
-            city: None,
-            operator: None,
+            province_id: 0,
+            city_id: 0,
+            operator: 0,
             record: Some(RecordWrite {
                 id: record.clone(),
                 score: 120,
