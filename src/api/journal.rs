@@ -59,98 +59,6 @@ pub struct EnterLine {
     pub at_ms: i64,
 }
 
-/// A transcript row as read back (the mirror of [`Detail`]).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct DetailLine {
-    pub notify: String,
-    pub question: String,
-    pub question_index: i64,
-    pub speak_ms: i64,
-    pub play_ms: i64,
-    pub keyword: Option<String>,
-    pub answer_id: Option<String>,
-    pub answer_text: Option<String>,
-    pub answer_content: Option<String>,
-    pub word_class: Option<String>,
-    pub answer_action: Option<String>,
-    pub score: i64,
-    pub sequence: i64,
-    pub asr_elapse: Option<i64>,
-    pub gender: Option<i64>,
-    pub tags: Vec<String>,
-    pub decision_us: Option<i64>,
-    pub at_ms: i64,
-    #[serde(default)]
-    pub bridge_status: Option<i64>,
-    #[serde(default)]
-    pub playback_us: Option<i64>,
-}
-
-impl DetailLine {
-    pub fn into_detail(self) -> Detail {
-        let notify = match self.notify.as_str() {
-            "enter" => "enter",
-            "asrprogress_notify" => "asrprogress_notify",
-            "playback_result" => "playback_result",
-            "wait_result" => "wait_result",
-            "getdtmf_result" => "getdtmf_result",
-            "bridge_result" => "bridge_result",
-            "leave" => "leave",
-            _ => "asrmessage_notify",
-        };
-        Detail {
-            notify,
-            question: self.question,
-            question_index: self.question_index,
-            speak_ms: self.speak_ms,
-            play_ms: self.play_ms,
-            keyword: self.keyword,
-            answer_id: self.answer_id,
-            answer_text: self.answer_text,
-            answer_content: self.answer_content,
-            word_class: self.word_class,
-            answer_action: self.answer_action,
-            score: self.score,
-            sequence: self.sequence,
-            asr_elapse: self.asr_elapse,
-            gender: self.gender,
-            tags: self.tags,
-            decision_us: self.decision_us,
-            at_ms: self.at_ms,
-            bridge_status: self.bridge_status,
-            playback_us: self.playback_us,
-        }
-    }
-}
-
-/// The call-level result as read back (the mirror of [`Summary`]).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct SummaryLine {
-    pub score: i64,
-    pub rounds: i64,
-    pub level_id: Option<String>,
-    pub level_name: Option<String>,
-    pub intention_results: Option<i64>,
-    pub tags: Vec<String>,
-    pub robot_hung_up: bool,
-    pub gender: Option<i64>,
-}
-
-impl From<SummaryLine> for Summary {
-    fn from(s: SummaryLine) -> Summary {
-        Summary {
-            score: s.score,
-            rounds: s.rounds,
-            level_id: s.level_id,
-            level_name: s.level_name,
-            intention_results: s.intention_results,
-            tags: s.tags,
-            robot_hung_up: s.robot_hung_up,
-            gender: s.gender,
-        }
-    }
-}
-
 /// How the call ended, written at `leave`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LeaveInfo {
@@ -173,8 +81,8 @@ enum LineOut<'a> {
 #[serde(tag = "k", rename_all = "snake_case")]
 enum LineIn {
     Enter(EnterLine),
-    Turn { callid: String, d: DetailLine },
-    Leave { callid: String, info: LeaveInfo, summary: SummaryLine },
+    Turn { callid: String, d: Detail },
+    Leave { callid: String, info: LeaveInfo, summary: Summary },
     Done { callid: String },
 }
 
@@ -270,12 +178,12 @@ impl Journal {
                     }
                     LineIn::Turn { callid, d } => {
                         if let Some((_, r)) = calls.get_mut(&callid) {
-                            r.details.push(d.into_detail());
+                            r.details.push(d);
                         }
                     }
                     LineIn::Leave { callid, info, summary } => {
                         if let Some((_, r)) = calls.get_mut(&callid) {
-                            r.leave = Some((info, summary.into()));
+                            r.leave = Some((info, summary));
                         }
                     }
                     LineIn::Done { callid } => {

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::journal::{self, EnterLine, Journal, LeaveInfo, Recovered};
 use super::{ApiError, SmartivrConfig};
+use crate::dialer::call::{self as dialer_call, ModuleTranscript};
 use crate::dialogue::smartivr::{drive, reply_for, step_of, Notify, Reply, Step};
 use crate::dialogue::{Action, Detail, Dialogue, Input, Script, Summary, SAMPLE_SCRIPT};
 use crate::finalize::status::{HangupFacts, StatusRules};
@@ -42,6 +43,9 @@ struct Session {
     journaled: usize,
     /// A closing prompt went out with `after_action: hangup`.
     closing_sent: bool,
+    /// This process's dialer placed the call: its call actor finalizes it,
+    /// with this transcript and the channel's hangup.
+    dialer: bool,
     last_seen: Instant,
 }
 
@@ -289,6 +293,7 @@ impl SmartivrState {
         let session = Session {
             journaled: d.details().len(),
             closing_sent: false,
+            dialer: dialer_call::module_entered(callid),
             dialogue: d,
             ctx,
             enter,
@@ -390,11 +395,37 @@ impl SmartivrState {
             }
             journal::leave_line(&mut buf, callid, &info, &summary);
             let details = s.dialogue.take_details();
-            (buf, call_result(&s.enter, details, summary, Some(&info)))
+            (buf, (s.enter.clone(), s.dialer, Box::new(ModuleTranscript { summary, details })))
         };
         let reply = self.record(buf, None, Reply::noop()).await;
-        self.finalize(result);
+        let (enter, dialer, t) = result;
+        self.end_call(&enter, dialer, t, Some(&info));
         reply
+    }
+
+    /// A call left the flow: hand it to the dialer's call actor that placed
+    /// it, or else finalize it here.
+    fn end_call(&self, enter: &EnterLine, dialer: bool, t: Box<ModuleTranscript>, info: Option<&LeaveInfo>) {
+        let t = if dialer {
+            match dialer_call::hand_over(&enter.callid, t) {
+                Ok(committed) => {
+                    let (journal, callid) = (self.inner.journal.clone(), enter.callid.clone());
+                    tokio::spawn(async move {
+                        if committed.await.is_ok() {
+                            journal.done(callid);
+                        }
+                    });
+                    return;
+                }
+                Err(t) => {
+                    tracing::warn!(callid = %enter.callid, "the dialer's call actor no longer waits for this call; finalizing it here");
+                    t
+                }
+            }
+        } else {
+            t
+        };
+        self.finalize(call_result(enter, t.details, t.summary, info));
     }
 
     /// Hand a finished call to the finalizer; mark it done in the journal
@@ -438,9 +469,9 @@ impl SmartivrState {
             s.dialogue.handle(Input::Leave);
             let summary = s.dialogue.summary();
             let details = s.dialogue.take_details();
-            let result = call_result(&s.enter, details, summary, None);
+            let (enter, dialer) = (s.enter.clone(), s.dialer);
             drop(s);
-            self.finalize(result);
+            self.end_call(&enter, dialer, Box::new(ModuleTranscript { summary, details }), None);
         }
     }
 }
