@@ -122,8 +122,8 @@ enum Msg {
         open: Option<String>,
         ack: oneshot::Sender<Result<(), String>>,
     },
-    /// The call's rows are in the database.
-    Done(String),
+    /// The calls' rows are in the database.
+    Done(Vec<String>),
 }
 
 /// Handle to the journal writer thread.
@@ -224,7 +224,14 @@ impl Journal {
 
     /// The call is in the database: its journal lines may go.
     pub fn done(&self, callid: String) {
-        let _ = self.tx.send(Msg::Done(callid));
+        let _ = self.tx.send(Msg::Done(vec![callid]));
+    }
+
+    /// [`Journal::done`] for many calls in one message.
+    pub fn done_many(&self, callids: Vec<String>) {
+        if !callids.is_empty() {
+            let _ = self.tx.send(Msg::Done(callids));
+        }
     }
 }
 
@@ -354,9 +361,11 @@ impl Writer {
                         buf.extend_from_slice(&b);
                         acks.push(ack);
                     }
-                    Msg::Done(id) => {
-                        push_line(&mut buf, &LineOut::Done { callid: &id });
-                        done.push(id);
+                    Msg::Done(ids) => {
+                        for id in ids {
+                            push_line(&mut buf, &LineOut::Done { callid: &id });
+                            done.push(id);
+                        }
                     }
                 }
                 if acks.len() >= 4096 {
@@ -364,7 +373,9 @@ impl Writer {
                 }
                 next = rx.try_recv().ok();
             }
-            let res = self.flush(&buf);
+            // `done` lines alone need no fsync: if lost, the call is
+            // finalized again at start, which is idempotent.
+            let res = self.flush(&buf, !acks.is_empty());
             buf.clear();
             for a in acks.drain(..) {
                 let _ = a.send(res.clone());
@@ -385,7 +396,7 @@ impl Writer {
         let _ = self.file.sync_data();
     }
 
-    fn flush(&mut self, buf: &[u8]) -> Result<(), String> {
+    fn flush(&mut self, buf: &[u8], acked: bool) -> Result<(), String> {
         if !buf.is_empty() {
             if self.torn {
                 self.file.write_all(b"\n").map_err(|e| e.to_string())?;
@@ -398,7 +409,8 @@ impl Writer {
             self.size += buf.len() as u64;
             self.dirty = true;
         }
-        let due = self.durability == Durability::Fsync || self.last_sync.elapsed() >= Duration::from_millis(10);
+        let due =
+            (acked && self.durability == Durability::Fsync) || self.last_sync.elapsed() >= Duration::from_millis(10);
         if self.dirty && due {
             self.file.sync_data().map_err(|e| e.to_string())?;
             self.dirty = false;
