@@ -7,7 +7,8 @@
 //! writer thread appends whatever the handlers queued since its last pass in
 //! one `write` and, in [`Durability::Fsync`] mode, one `fdatasync` (group
 //! commit), then wakes the handlers. The database rows are written once per
-//! call at `leave` through the finalizer; a `done` line then marks the call
+//! call after `leave`, in batches (or by the dialer's call actor for calls
+//! it placed); a `done` line then marks the call
 //! and segments whose calls are all done are deleted. On start, calls still
 //! open in the journal are recovered and finalized (idempotent per callid).
 
