@@ -3,12 +3,15 @@
 //! the calls end as records with their transcript rows.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use sqlx::Row;
 use tokio_util::sync::CancellationToken;
 use voxdial::api::{self, Durability, SmartivrConfig, SmartivrState};
+use voxdial::dialer::RunEnd;
 use voxdial::dialogue::{Script, SAMPLE_SCRIPT};
 use voxdial::sim::fate::{Fate, FateMix, Persona};
 use voxdial::sim::{self, SimConfig};
@@ -164,5 +167,84 @@ async fn simulated_robot_module_converses_over_http() {
     assert!(!answers(Persona::HangsUp).iter().any(|a| a.starts_with("u-bye") || a == "u-closing"));
 
     simulator.shutdown().await;
+    cancel.cancel();
+}
+
+/// A call the dialer places and a robot module converses over HTTP has two
+/// ends: the module's `leave` (transcript, score, tags) and the channel's
+/// hangup in the dialer's call actor. It must be finalized once, by the
+/// actor, with both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dialer_placed_module_call_is_finalized_once() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/smartivr", listener.local_addr().unwrap());
+    let mix = common::mix(Fate::Answer(Persona::Interested));
+    let rig = common::Rig::with(SimConfig {
+        seed: 5,
+        mix,
+        time_scale: 10.0,
+        smartivr_url: Some(url),
+        ..SimConfig::default()
+    })
+    .await;
+    let nums = rig.numbers(3, 0);
+    let task = rig.task(&nums, 10, 20.0, 0).await;
+    rig.store.set_task_notify(&task, Some("http://127.0.0.1:9/notify"), 1, None).await.unwrap();
+    let cancel = CancellationToken::new();
+    let cfg = SmartivrConfig {
+        journal_dir: rig.dir.path().join("journal"),
+        durability: Durability::Fsync,
+        ..SmartivrConfig::default()
+    };
+    let state = SmartivrState::start(rig.store.clone(), cfg, cancel.clone()).await.unwrap();
+    tokio::spawn(api::serve_http(listener, state.clone(), cancel.clone()));
+
+    let (runner, _c, progress) = rig.runner(common::no_limits(), common::no_recycle());
+    assert_eq!(runner.run(&task).await.unwrap(), RunEnd::Completed);
+    assert_eq!(state.live(), 0, "every module call left the flow");
+    // The actor's finalization wrote every record: none was a duplicate of
+    // an earlier one from the smartivr side.
+    assert_eq!(progress.records.load(std::sync::atomic::Ordering::Relaxed), 3);
+
+    let count = |q: &'static str| {
+        let store = rig.store.clone();
+        let task = task.clone();
+        async move { store.count(q, &task).await.unwrap() }
+    };
+    assert_eq!(count("SELECT COUNT(*) FROM auto_call_histories WHERE task_id = ?").await, 3);
+    assert_eq!(count("SELECT COUNT(*) FROM records WHERE task_id = ?").await, 3);
+    assert_eq!(count("SELECT COUNT(*) FROM webhook_outbox WHERE task_id = ?").await, 3, "one callback per call");
+    assert_eq!(count("SELECT COUNT(*) FROM dial_ledger WHERE task_id = ? AND state = 'finalized'").await, 3);
+    let q = "SELECT r.callid, r.level_name, r.score, r.rounds, h.call_id AS hid, h.bill, h.status, n.status AS nstatus \
+             FROM records r JOIN auto_call_histories h ON h.call_id = r.callid JOIN autodialer_number n ON n.id = r.number_id \
+             WHERE r.task_id = ?";
+    let rows = sqlx::query(rig.store.sql(q)).bind(&task).fetch_all(rig.store.pool()).await.unwrap();
+    assert_eq!(rows.len(), 3);
+    for r in rows {
+        let callid: String = r.try_get("callid").unwrap();
+        assert_eq!(r.try_get::<Option<String>, _>("level_name").unwrap().as_deref(), Some("A级(有明确意向)"));
+        assert!(r.try_get::<i64, _>("score").unwrap() > 0, "the module conversation's score");
+        assert_eq!(r.try_get::<i64, _>("rounds").unwrap(), 3);
+        // Answered and hung up normally: the channel's status, final.
+        assert_eq!(r.try_get::<i64, _>("status").unwrap(), 1);
+        assert_eq!(r.try_get::<i64, _>("nstatus").unwrap(), 1);
+        let d = sqlx::query(rig.store.sql("SELECT answer_id FROM record_details WHERE callid = ? ORDER BY sequence"))
+            .bind(&callid)
+            .fetch_all(rig.store.pool())
+            .await
+            .unwrap();
+        let answers: Vec<String> = d
+            .iter()
+            .filter_map(|r| r.try_get::<Option<String>, _>("answer_id").unwrap())
+            .map(|a| a.rsplit(':').next().unwrap_or_default().to_string())
+            .collect();
+        assert_eq!(answers, ["u-open", "u-intro", "u-invite", "u-bye-success"], "{callid}");
+        let tags = rig
+            .store
+            .count("SELECT COUNT(*) FROM taggables WHERE taggable_type = 'record' AND taggable_id IN (SELECT id FROM records WHERE callid = ?)", &callid)
+            .await
+            .unwrap();
+        assert!(tags > 0, "the conversation's tags are on the record");
+    }
     cancel.cancel();
 }

@@ -7,7 +7,8 @@
 //! writer thread appends whatever the handlers queued since its last pass in
 //! one `write` and, in [`Durability::Fsync`] mode, one `fdatasync` (group
 //! commit), then wakes the handlers. The database rows are written once per
-//! call at `leave` through the finalizer; a `done` line then marks the call
+//! call after `leave`, in batches (or by the dialer's call actor for calls
+//! it placed); a `done` line then marks the call
 //! and segments whose calls are all done are deleted. On start, calls still
 //! open in the journal are recovered and finalized (idempotent per callid).
 
@@ -59,98 +60,6 @@ pub struct EnterLine {
     pub at_ms: i64,
 }
 
-/// A transcript row as read back (the mirror of [`Detail`]).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct DetailLine {
-    pub notify: String,
-    pub question: String,
-    pub question_index: i64,
-    pub speak_ms: i64,
-    pub play_ms: i64,
-    pub keyword: Option<String>,
-    pub answer_id: Option<String>,
-    pub answer_text: Option<String>,
-    pub answer_content: Option<String>,
-    pub word_class: Option<String>,
-    pub answer_action: Option<String>,
-    pub score: i64,
-    pub sequence: i64,
-    pub asr_elapse: Option<i64>,
-    pub gender: Option<i64>,
-    pub tags: Vec<String>,
-    pub decision_us: Option<i64>,
-    pub at_ms: i64,
-    #[serde(default)]
-    pub bridge_status: Option<i64>,
-    #[serde(default)]
-    pub playback_us: Option<i64>,
-}
-
-impl DetailLine {
-    pub fn into_detail(self) -> Detail {
-        let notify = match self.notify.as_str() {
-            "enter" => "enter",
-            "asrprogress_notify" => "asrprogress_notify",
-            "playback_result" => "playback_result",
-            "wait_result" => "wait_result",
-            "getdtmf_result" => "getdtmf_result",
-            "bridge_result" => "bridge_result",
-            "leave" => "leave",
-            _ => "asrmessage_notify",
-        };
-        Detail {
-            notify,
-            question: self.question,
-            question_index: self.question_index,
-            speak_ms: self.speak_ms,
-            play_ms: self.play_ms,
-            keyword: self.keyword,
-            answer_id: self.answer_id,
-            answer_text: self.answer_text,
-            answer_content: self.answer_content,
-            word_class: self.word_class,
-            answer_action: self.answer_action,
-            score: self.score,
-            sequence: self.sequence,
-            asr_elapse: self.asr_elapse,
-            gender: self.gender,
-            tags: self.tags,
-            decision_us: self.decision_us,
-            at_ms: self.at_ms,
-            bridge_status: self.bridge_status,
-            playback_us: self.playback_us,
-        }
-    }
-}
-
-/// The call-level result as read back (the mirror of [`Summary`]).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct SummaryLine {
-    pub score: i64,
-    pub rounds: i64,
-    pub level_id: Option<String>,
-    pub level_name: Option<String>,
-    pub intention_results: Option<i64>,
-    pub tags: Vec<String>,
-    pub robot_hung_up: bool,
-    pub gender: Option<i64>,
-}
-
-impl From<SummaryLine> for Summary {
-    fn from(s: SummaryLine) -> Summary {
-        Summary {
-            score: s.score,
-            rounds: s.rounds,
-            level_id: s.level_id,
-            level_name: s.level_name,
-            intention_results: s.intention_results,
-            tags: s.tags,
-            robot_hung_up: s.robot_hung_up,
-            gender: s.gender,
-        }
-    }
-}
-
 /// How the call ended, written at `leave`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LeaveInfo {
@@ -173,8 +82,8 @@ enum LineOut<'a> {
 #[serde(tag = "k", rename_all = "snake_case")]
 enum LineIn {
     Enter(EnterLine),
-    Turn { callid: String, d: DetailLine },
-    Leave { callid: String, info: LeaveInfo, summary: SummaryLine },
+    Turn { callid: String, d: Detail },
+    Leave { callid: String, info: LeaveInfo, summary: Summary },
     Done { callid: String },
 }
 
@@ -214,8 +123,8 @@ enum Msg {
         open: Option<String>,
         ack: oneshot::Sender<Result<(), String>>,
     },
-    /// The call's rows are in the database.
-    Done(String),
+    /// The calls' rows are in the database.
+    Done(Vec<String>),
 }
 
 /// Handle to the journal writer thread.
@@ -270,12 +179,12 @@ impl Journal {
                     }
                     LineIn::Turn { callid, d } => {
                         if let Some((_, r)) = calls.get_mut(&callid) {
-                            r.details.push(d.into_detail());
+                            r.details.push(d);
                         }
                     }
                     LineIn::Leave { callid, info, summary } => {
                         if let Some((_, r)) = calls.get_mut(&callid) {
-                            r.leave = Some((info, summary.into()));
+                            r.leave = Some((info, summary));
                         }
                     }
                     LineIn::Done { callid } => {
@@ -316,7 +225,14 @@ impl Journal {
 
     /// The call is in the database: its journal lines may go.
     pub fn done(&self, callid: String) {
-        let _ = self.tx.send(Msg::Done(callid));
+        let _ = self.tx.send(Msg::Done(vec![callid]));
+    }
+
+    /// [`Journal::done`] for many calls in one message.
+    pub fn done_many(&self, callids: Vec<String>) {
+        if !callids.is_empty() {
+            let _ = self.tx.send(Msg::Done(callids));
+        }
     }
 }
 
@@ -446,9 +362,11 @@ impl Writer {
                         buf.extend_from_slice(&b);
                         acks.push(ack);
                     }
-                    Msg::Done(id) => {
-                        push_line(&mut buf, &LineOut::Done { callid: &id });
-                        done.push(id);
+                    Msg::Done(ids) => {
+                        for id in ids {
+                            push_line(&mut buf, &LineOut::Done { callid: &id });
+                            done.push(id);
+                        }
                     }
                 }
                 if acks.len() >= 4096 {
@@ -456,7 +374,9 @@ impl Writer {
                 }
                 next = rx.try_recv().ok();
             }
-            let res = self.flush(&buf);
+            // `done` lines alone need no fsync: if lost, the call is
+            // finalized again at start, which is idempotent.
+            let res = self.flush(&buf, !acks.is_empty());
             buf.clear();
             for a in acks.drain(..) {
                 let _ = a.send(res.clone());
@@ -477,7 +397,7 @@ impl Writer {
         let _ = self.file.sync_data();
     }
 
-    fn flush(&mut self, buf: &[u8]) -> Result<(), String> {
+    fn flush(&mut self, buf: &[u8], acked: bool) -> Result<(), String> {
         if !buf.is_empty() {
             if self.torn {
                 self.file.write_all(b"\n").map_err(|e| e.to_string())?;
@@ -490,7 +410,8 @@ impl Writer {
             self.size += buf.len() as u64;
             self.dirty = true;
         }
-        let due = self.durability == Durability::Fsync || self.last_sync.elapsed() >= Duration::from_millis(10);
+        let due =
+            (acked && self.durability == Durability::Fsync) || self.last_sync.elapsed() >= Duration::from_millis(10);
         if self.dirty && due {
             self.file.sync_data().map_err(|e| e.to_string())?;
             self.dirty = false;

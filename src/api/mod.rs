@@ -4,7 +4,7 @@
 //!
 //! One [`Dialogue`] per live callid lives in memory ([`session`]); every
 //! transcript row is appended to the [`journal`] before the reply leaves, and
-//! the call's database rows are written once, at `leave`, by the finalizer.
+//! the call's database rows are written once, after `leave`, in batches.
 
 pub mod import;
 pub mod journal;

@@ -12,10 +12,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::journal::{self, EnterLine, Journal, LeaveInfo, Recovered};
 use super::{ApiError, SmartivrConfig};
+use crate::dialer::call::{self as dialer_call, ModuleTranscript};
 use crate::dialogue::smartivr::{drive, reply_for, step_of, Notify, Reply, Step};
 use crate::dialogue::{Action, Detail, Dialogue, Input, Script, Summary, SAMPLE_SCRIPT};
 use crate::finalize::status::{HangupFacts, StatusRules};
-use crate::finalize::{CallResult, Finalizer, RecyclePolicy};
+use crate::finalize::{build, is_transient, CallResult, Finalizer, RecyclePolicy};
 use crate::store::{Store, StoreError};
 
 fn now_ms() -> i64 {
@@ -42,6 +43,9 @@ struct Session {
     journaled: usize,
     /// A closing prompt went out with `after_action: hangup`.
     closing_sent: bool,
+    /// This process's dialer placed the call: its call actor finalizes it,
+    /// with this transcript and the channel's hangup.
+    dialer: bool,
     last_seen: Instant,
 }
 
@@ -51,12 +55,17 @@ type TaskCache = HashMap<String, (Instant, Option<Arc<TaskCtx>>)>;
 
 const SHARDS: usize = 16;
 const TASK_TTL: Duration = Duration::from_secs(60);
+/// How long the batch writer gathers finished calls before a commit.
+const BATCH_WINDOW: Duration = Duration::from_millis(20);
 
 struct Inner {
     cfg: SmartivrConfig,
     store: Store,
     journal: Journal,
+    /// Calls whose task sends callbacks (their events commit with the rows).
     finalizer: Finalizer,
+    /// Every other finished call, written in batches.
+    batch: tokio::sync::mpsc::UnboundedSender<CallResult>,
     fallback: Arc<TaskCtx>,
     tasks: Mutex<TaskCache>,
     shards: Vec<Shard>,
@@ -99,12 +108,14 @@ impl SmartivrState {
         });
         let finalizer =
             Finalizer::start(store.clone(), StatusRules::default(), RecyclePolicy::default(), cancel.clone());
+        let (batch, batch_rx) = tokio::sync::mpsc::unbounded_channel();
         let st = SmartivrState {
             inner: Arc::new(Inner {
                 cfg,
                 store,
                 journal,
                 finalizer,
+                batch,
                 fallback,
                 tasks: Mutex::new(HashMap::new()),
                 shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
@@ -115,6 +126,7 @@ impl SmartivrState {
         if !recovered.is_empty() {
             tracing::warn!(calls = recovered.len(), "finalizing smartivr calls left open in the journal");
         }
+        tokio::spawn(st.clone().write_batches(batch_rx, cancel.clone()));
         for r in recovered {
             st.finalize_recovered(r);
         }
@@ -289,6 +301,7 @@ impl SmartivrState {
         let session = Session {
             journaled: d.details().len(),
             closing_sent: false,
+            dialer: dialer_call::module_entered(callid),
             dialogue: d,
             ctx,
             enter,
@@ -390,16 +403,139 @@ impl SmartivrState {
             }
             journal::leave_line(&mut buf, callid, &info, &summary);
             let details = s.dialogue.take_details();
-            (buf, call_result(&s.enter, details, summary, Some(&info)))
+            (buf, (s.enter.clone(), s.dialer, Box::new(ModuleTranscript { summary, details })))
         };
         let reply = self.record(buf, None, Reply::noop()).await;
-        self.finalize(result);
+        let (enter, dialer, t) = result;
+        self.end_call(&enter, dialer, t, Some(&info));
         reply
     }
 
-    /// Hand a finished call to the finalizer; mark it done in the journal
-    /// once its rows are committed.
+    /// A call left the flow: hand it to the dialer's call actor that placed
+    /// it, or else finalize it here.
+    fn end_call(&self, enter: &EnterLine, dialer: bool, t: Box<ModuleTranscript>, info: Option<&LeaveInfo>) {
+        let t = if dialer {
+            match dialer_call::hand_over(&enter.callid, t) {
+                Ok(committed) => {
+                    let (journal, callid) = (self.inner.journal.clone(), enter.callid.clone());
+                    tokio::spawn(async move {
+                        if committed.await.is_ok() {
+                            journal.done(callid);
+                        }
+                    });
+                    return;
+                }
+                Err(t) => {
+                    tracing::warn!(callid = %enter.callid, "the dialer's call actor no longer waits for this call; finalizing it here");
+                    t
+                }
+            }
+        } else {
+            t
+        };
+        self.finalize(call_result(enter, t.details, t.summary, info));
+    }
+
+    /// Queue a finished call for the batch writer; it is marked done in the
+    /// journal once its rows are committed.
     fn finalize(&self, result: CallResult) {
+        if let Err(e) = self.inner.batch.send(result) {
+            // The writer stopped (shutdown): the call stays in the journal.
+            tracing::warn!(callid = %e.0.uuid, "smartivr call not finalized before shutdown; kept in the journal");
+        }
+    }
+
+    /// The batch writer: every call finished while a batch commits goes into
+    /// the next one, one transaction with multi-row statements
+    /// ([`Store::write_calls`]) instead of ~20 statements per call. Calls of
+    /// tasks with callbacks go through the [`Finalizer`], which commits their
+    /// events with their rows. Stops on `cancel` after what is queued.
+    async fn write_batches(self, mut rx: tokio::sync::mpsc::UnboundedReceiver<CallResult>, cancel: CancellationToken) {
+        const MAX_BATCH: usize = 512;
+        let (rules, recycle) = (StatusRules::default(), RecyclePolicy::default());
+        let mut callbacks: HashMap<String, (Instant, bool)> = HashMap::new();
+        let mut results: Vec<CallResult> = Vec::with_capacity(MAX_BATCH);
+        loop {
+            let n = tokio::select! {
+                n = rx.recv_many(&mut results, MAX_BATCH) => n,
+                _ = cancel.cancelled() => {
+                    rx.close();
+                    rx.recv_many(&mut results, MAX_BATCH).await
+                }
+            };
+            if n == 0 {
+                break;
+            }
+            if n < MAX_BATCH && !cancel.is_cancelled() {
+                // Nobody waits for these rows (the replies left after the
+                // journal had them): gather what else ends meanwhile, so
+                // a commit carries many calls.
+                tokio::time::sleep(BATCH_WINDOW).await;
+                while results.len() < MAX_BATCH {
+                    match rx.try_recv() {
+                        Ok(r) => results.push(r),
+                        Err(_) => break,
+                    }
+                }
+            }
+            let mut batch = Vec::with_capacity(results.len());
+            for r in results.drain(..) {
+                if self.has_callbacks(&mut callbacks, &r.task_id).await {
+                    self.finalize_one(r);
+                } else {
+                    batch.push(r);
+                }
+            }
+            if batch.is_empty() {
+                continue;
+            }
+            let writes: Vec<_> = batch.iter().map(|r| build(r, &rules, &recycle)).collect();
+            let mut delay = Duration::from_millis(100);
+            loop {
+                match self.inner.store.write_calls(&writes).await {
+                    Ok(_) => {
+                        self.inner.journal.done_many(writes.into_iter().map(|w| w.callid).collect());
+                        break;
+                    }
+                    Err(e) if is_transient(&e) && delay < Duration::from_secs(5) => {
+                        tracing::warn!(calls = writes.len(), "smartivr batch not written, retrying: {e}");
+                        tokio::time::sleep(delay).await;
+                        delay *= 2;
+                    }
+                    Err(e) => {
+                        // One call may be at fault: write them one by one.
+                        tracing::warn!(
+                            calls = writes.len(),
+                            "smartivr batch refused ({e}); writing its calls one by one"
+                        );
+                        for r in batch {
+                            self.finalize_one(r);
+                        }
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether `task_id` sends call callbacks (re-read every [`TASK_TTL`]).
+    async fn has_callbacks(&self, cache: &mut HashMap<String, (Instant, bool)>, task_id: &str) -> bool {
+        if let Some((at, yes)) = cache.get(task_id) {
+            if at.elapsed() < TASK_TTL {
+                return *yes;
+            }
+        }
+        let yes = match self.inner.store.notify_context(task_id).await {
+            Ok(ctx) => ctx.is_some_and(|c| c.call_notify_url.is_some()),
+            // Unknown: the finalizer decides per call.
+            Err(_) => return true,
+        };
+        cache.insert(task_id.to_string(), (Instant::now(), yes));
+        yes
+    }
+
+    /// One call through the finalizer; marked done once committed.
+    fn finalize_one(&self, result: CallResult) {
         let st = self.clone();
         tokio::spawn(async move {
             let callid = result.uuid.clone();
@@ -438,9 +574,9 @@ impl SmartivrState {
             s.dialogue.handle(Input::Leave);
             let summary = s.dialogue.summary();
             let details = s.dialogue.take_details();
-            let result = call_result(&s.enter, details, summary, None);
+            let (enter, dialer) = (s.enter.clone(), s.dialer);
             drop(s);
-            self.finalize(result);
+            self.end_call(&enter, dialer, Box::new(ModuleTranscript { summary, details }), None);
         }
     }
 }

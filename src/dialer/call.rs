@@ -3,13 +3,14 @@
 //! the result to the finalizer after CHANNEL_HANGUP_COMPLETE.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 use voxdial_esl::{CallEventsEnd, EslClient, Event};
 
-use crate::dialogue::{Action, Dialogue, Input, Prompt, Script};
+use crate::dialogue::{Action, Detail, Dialogue, Input, Prompt, Script, Summary};
 use crate::finalize::status::HangupFacts;
 use crate::finalize::CallResult;
 
@@ -33,6 +34,115 @@ pub struct CallPlan {
     pub max_call: Duration,
     /// `Event-Subclass` of the ASR module's CUSTOM events.
     pub asr_subclass: String,
+}
+
+/// What a smartivr robot module's conversation left at `leave`.
+#[derive(Debug)]
+pub struct ModuleTranscript {
+    pub summary: Summary,
+    pub details: Vec<Detail>,
+}
+
+/// How long the call actor waits after the hangup for the `leave` of a
+/// module that entered the flow (the module posts it as the channel ends).
+const LEAVE_GRACE: Duration = Duration::from_secs(10);
+
+/// A call placed by this process whose conversation a smartivr module may
+/// run over `POST /smartivr` (the robot extension answers it, not a park).
+struct ModuleSlot {
+    /// The module posted `enter` for this call id.
+    entered: bool,
+    transcript: Option<oneshot::Sender<Box<ModuleTranscript>>>,
+    /// Resolved once the actor's result (with the transcript) is durable.
+    committed: Option<oneshot::Sender<()>>,
+}
+
+/// Calls of this process's dialer, by uuid. Both halves of a module call
+/// meet here — the transcript at `leave`, the channel's hangup in the actor —
+/// so the call is finalized once, by its actor, with both. Process-wide
+/// because the HTTP endpoint and the dialer are started independently;
+/// uuids are unique, so concurrent users never share a slot.
+static MODULE_CALLS: LazyLock<Mutex<HashMap<String, ModuleSlot>>> = LazyLock::new(|| Mutex::new(HashMap::new()));
+
+fn module_calls() -> std::sync::MutexGuard<'static, HashMap<String, ModuleSlot>> {
+    MODULE_CALLS.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The smartivr endpoint saw `enter` for `callid`: `true` when this
+/// process's dialer placed the call, whose actor then finalizes it with the
+/// transcript [`hand_over`] delivers.
+pub fn module_entered(callid: &str) -> bool {
+    match module_calls().get_mut(callid) {
+        Some(s) if s.transcript.is_some() => {
+            s.entered = true;
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Give a dialer-placed call's transcript to its actor. `Ok`: the actor
+/// finalizes it; the receiver resolves once that is durable (an error: it
+/// was not, keep the journal). `Err`: no actor waits for it (not placed
+/// here, or it gave up waiting); the caller finalizes it itself.
+pub fn hand_over(callid: &str, t: Box<ModuleTranscript>) -> Result<oneshot::Receiver<()>, Box<ModuleTranscript>> {
+    let mut calls = module_calls();
+    let Some(slot) = calls.get_mut(callid) else { return Err(t) };
+    let Some(tx) = slot.transcript.take() else { return Err(t) };
+    tx.send(t)?;
+    let (ctx, crx) = oneshot::channel();
+    slot.committed = Some(ctx);
+    Ok(crx)
+}
+
+/// The call's result was finalized (`ok`: durably): release its slot.
+pub fn settled(uuid: &str, ok: bool) {
+    if let Some(ctx) = module_calls().remove(uuid).and_then(|s| s.committed) {
+        if ok {
+            let _ = ctx.send(());
+        }
+    }
+}
+
+fn place_module_call(uuid: &str) -> oneshot::Receiver<Box<ModuleTranscript>> {
+    let (tx, rx) = oneshot::channel();
+    module_calls().insert(uuid.to_string(), ModuleSlot { entered: false, transcript: Some(tx), committed: None });
+    rx
+}
+
+/// After the hangup: the module's transcript, waiting up to [`LEAVE_GRACE`]
+/// when a module entered the flow and has not left yet.
+async fn module_transcript(
+    uuid: &str,
+    mut rx: oneshot::Receiver<Box<ModuleTranscript>>,
+) -> Option<Box<ModuleTranscript>> {
+    if let Ok(t) = rx.try_recv() {
+        return Some(t);
+    }
+    let entered = {
+        let mut calls = module_calls();
+        let entered = calls.get(uuid).is_some_and(|s| s.entered);
+        if !entered {
+            calls.remove(uuid);
+        }
+        entered
+    };
+    if !entered {
+        return None;
+    }
+    match tokio::time::timeout(LEAVE_GRACE, &mut rx).await {
+        Ok(Ok(t)) => Some(t),
+        _ => {
+            rx.close();
+            // A transcript sent between the timeout and the close still counts.
+            let t = rx.try_recv().ok();
+            if t.is_none() {
+                module_calls().remove(uuid);
+                tracing::warn!(uuid, "smartivr module entered but sent no leave within {LEAVE_GRACE:?}; finalizing without its transcript");
+            }
+            t
+        }
+    }
 }
 
 fn now_ms() -> i64 {
@@ -120,10 +230,12 @@ pub async fn run(esl: EslClient, script: Arc<Script>, plan: CallPlan) -> CallRes
     };
     // Subscribe before the originate so no event of this uuid is missed.
     let mut events = esl.subscribe_call(&plan.uuid);
+    let module = place_module_call(&plan.uuid);
     let job = match esl.bgapi(&format!("originate {}", plan.originate)).await {
         Ok(j) => j,
         Err(e) => {
             tracing::warn!(uuid = %plan.uuid, number = %crate::logging::mask_number(&plan.number), "originate not sent: {e}");
+            module_calls().remove(&plan.uuid);
             result.facts.originate_error = Some("DESTINATION_OUT_OF_ORDER".into());
             result.hangup_ms = now_ms();
             return result;
@@ -305,6 +417,13 @@ pub async fn run(esl: EslClient, script: Arc<Script>, plan: CallPlan) -> CallRes
         let summary = d.summary();
         let mut d = d;
         result.dialogue = Some((summary, d.take_details()));
+    }
+    if let Some(t) = module_transcript(&plan.uuid, module).await {
+        if result.dialogue.as_ref().is_some_and(|(_, d)| !d.is_empty()) {
+            tracing::warn!(uuid = %plan.uuid, "call ran both an ESL dialogue and a smartivr module; keeping the ESL transcript");
+        } else {
+            result.dialogue = Some((t.summary, t.details));
+        }
     }
     result
 }

@@ -542,7 +542,9 @@ impl TaskRunner {
                 for us in result.dialogue.iter().flat_map(|(_, d)| d.iter().filter_map(|d| d.decision_us)) {
                     crate::metrics::decision_us(us);
                 }
-                match fin.finalize(result).await {
+                let fin_res = fin.finalize(result).await;
+                call::settled(&uuid, fin_res.is_ok());
+                match fin_res {
                     Ok(w) => {
                         if w.record {
                             progress.records.fetch_add(1, Ordering::Relaxed);

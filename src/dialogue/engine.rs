@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::script::{Script, Utterance, MAIN_FLOW};
 
@@ -86,10 +86,14 @@ pub enum Action {
     Noop,
 }
 
-/// One row of the call's transcript, as seed 000/001 `records[]`.
-#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+/// One row of the call's transcript, as seed 000/001 `records[]`. The one
+/// transcript row type: the smartivr journal stores it as is, and the
+/// finalizer writes it through `From<&Detail> for DetailWrite` below.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
 pub struct Detail {
-    pub notify: &'static str,
+    #[serde(deserialize_with = "notify_name")]
+    pub notify: NotifyName,
     pub question: String,
     pub question_index: i64,
     pub speak_ms: i64,
@@ -118,7 +122,7 @@ pub struct Detail {
 }
 
 /// The call-level result of the conversation.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
     pub score: i64,
     pub rounds: i64,
@@ -128,6 +132,54 @@ pub struct Summary {
     pub tags: Vec<String>,
     pub robot_hung_up: bool,
     pub gender: Option<i64>,
+}
+
+/// `&'static str` under another name: serde borrows fields spelled `&str`
+/// from the input, which a journal line read from a buffer cannot lend.
+pub type NotifyName = &'static str;
+
+/// A row's `notify` read back (journal): the names the engine records.
+fn notify_name<'de, D: serde::Deserializer<'de>>(d: D) -> Result<&'static str, D::Error> {
+    let s = std::borrow::Cow::<'de, str>::deserialize(d)?;
+    Ok(match &*s {
+        "enter" => "enter",
+        "asrprogress_notify" => "asrprogress_notify",
+        "playback_result" => "playback_result",
+        "wait_result" => "wait_result",
+        "getdtmf_result" => "getdtmf_result",
+        "bridge_result" => "bridge_result",
+        "leave" => "leave",
+        _ => "asrmessage_notify",
+    })
+}
+
+impl From<&Detail> for crate::store::DetailWrite {
+    fn from(d: &Detail) -> Self {
+        crate::store::DetailWrite {
+            notify: d.notify.to_string(),
+            question: d.question.clone(),
+            question_index: d.question_index,
+            speak_ms: d.speak_ms,
+            play_ms: d.play_ms,
+            keyword: d.keyword.clone(),
+            answer_id: d.answer_id.clone(),
+            answer_text: d.answer_text.clone(),
+            answer_content: d.answer_content.clone(),
+            answer_action: d.answer_action.clone(),
+            word_class: d.word_class.clone(),
+            score: d.score,
+            sequence: d.sequence,
+            asr_elapse: d.asr_elapse,
+            gender: d.gender,
+            asrtype: None,
+            decision_us: d.decision_us,
+            tags: d.tags.clone(),
+            created_at: crate::finalize::fmt_ms(d.at_ms),
+            bridge_status: d.bridge_status,
+            voice: None,
+            robot_voice: Vec::new(),
+        }
+    }
 }
 
 fn now_ms() -> i64 {

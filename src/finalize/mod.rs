@@ -83,7 +83,8 @@ pub struct Written {
     pub spooled: bool,
 }
 
-fn fmt_ms(ms: i64) -> String {
+/// `YYYY-MM-DD HH:MM:SS`, local time, as the seeds show times.
+pub(crate) fn fmt_ms(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|t| t.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M:%S").to_string())
         .unwrap_or_default()
@@ -130,33 +131,7 @@ pub fn build(r: &CallResult, rules: &StatusRules, recycle: &RecyclePolicy) -> Ca
             rounds: summary.rounds,
             gender: summary.gender,
             tags: tags.into_iter().collect(),
-            details: details
-                .iter()
-                .map(|d| DetailWrite {
-                    notify: d.notify.to_string(),
-                    question: d.question.clone(),
-                    question_index: d.question_index,
-                    speak_ms: d.speak_ms,
-                    play_ms: d.play_ms,
-                    keyword: d.keyword.clone(),
-                    answer_id: d.answer_id.clone(),
-                    answer_text: d.answer_text.clone(),
-                    answer_content: d.answer_content.clone(),
-                    answer_action: d.answer_action.clone(),
-                    word_class: d.word_class.clone(),
-                    score: d.score,
-                    sequence: d.sequence,
-                    asr_elapse: d.asr_elapse,
-                    gender: d.gender,
-                    asrtype: None,
-                    decision_us: d.decision_us,
-                    tags: d.tags.clone(),
-                    created_at: fmt_ms(d.at_ms),
-                    bridge_status: d.bridge_status,
-                    voice: None,
-                    robot_voice: Vec::new(),
-                })
-                .collect(),
+            details: details.iter().map(DetailWrite::from).collect(),
         })
     } else {
         None
