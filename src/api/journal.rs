@@ -84,6 +84,10 @@ pub struct DetailLine {
     pub bridge_status: Option<i64>,
     #[serde(default)]
     pub playback_us: Option<i64>,
+    #[serde(default)]
+    pub voice: Option<String>,
+    #[serde(default)]
+    pub robot_voice: Vec<String>,
 }
 
 impl DetailLine {
@@ -119,6 +123,8 @@ impl DetailLine {
             at_ms: self.at_ms,
             bridge_status: self.bridge_status,
             playback_us: self.playback_us,
+            voice: self.voice,
+            robot_voice: self.robot_voice,
         }
     }
 }

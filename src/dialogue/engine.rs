@@ -115,6 +115,12 @@ pub struct Detail {
     /// Decision → the prompt it chose started playing, in microseconds, when
     /// the transport observes playback start ([`Dialogue::playback_started`]).
     pub playback_us: Option<i64>,
+    /// The customer's audio of this sentence (seed 001 `voice`), as the
+    /// transport reports it ([`Dialogue::set_customer_voice`]).
+    pub voice: Option<String>,
+    /// The audio files the robot played on this turn (seed 001
+    /// `download_voice`): the prompt's recorded contents; TTS has no file.
+    pub robot_voice: Vec<String>,
 }
 
 /// The call-level result of the conversation.
@@ -194,6 +200,19 @@ pub struct Dialogue {
     details: Vec<Detail>,
     /// When the last `Play` was decided, and its row, for `playback_us`.
     play_decided: Option<(Instant, usize)>,
+    /// Where recorded contents live, for `robot_voice` (`None`: not recorded).
+    robot_audio: Option<RobotAudio>,
+}
+
+/// How the transport turns a content into a file to play, so that
+/// `robot_voice` names exactly what was played.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RobotAudio {
+    /// Directory of `<file_id>.wav`, as the playing host sees it.
+    pub root: String,
+    /// A content whose text has `{$var}` is spoken by TTS even when it has a
+    /// recording (smartivr; the ESL transport plays the recording).
+    pub templated_as_tts: bool,
 }
 
 impl Dialogue {
@@ -227,6 +246,30 @@ impl Dialogue {
             gender: None,
             details: Vec::new(),
             play_decided: None,
+            robot_audio: None,
+        }
+    }
+
+    /// Record on each turn which audio files its prompt played.
+    pub fn with_robot_audio(mut self, audio: RobotAudio) -> Self {
+        self.robot_audio = Some(audio);
+        self
+    }
+
+    /// Attach the customer's audio of the sentence just recognized to its
+    /// row (the last row, when it is a recognition row without audio yet).
+    /// Returns whether it was attached.
+    pub fn set_customer_voice(&mut self, path: &str) -> bool {
+        match self.details.last_mut() {
+            Some(d)
+                if !path.is_empty()
+                    && d.voice.is_none()
+                    && matches!(d.notify, "asrmessage_notify" | "asrprogress_notify") =>
+            {
+                d.voice = Some(path.to_string());
+                true
+            }
+            _ => false,
         }
     }
 
@@ -380,6 +423,10 @@ impl Dialogue {
         gained: i64,
         tags: Vec<String>,
     ) -> Detail {
+        let robot_voice = match action {
+            Action::Play { utterance_id, prompts, .. } => self.robot_voice(utterance_id, prompts),
+            _ => Vec::new(),
+        };
         let (answer_id, answer_text, answer_content, word_class, answer_action) = match action {
             Action::Play { utterance_id, prompts, .. } => {
                 let u = self.script.utterance(utterance_id);
@@ -408,8 +455,31 @@ impl Dialogue {
             score: gained,
             tags,
             at_ms: now_ms(),
+            robot_voice,
             ..Detail::default()
         }
+    }
+
+    /// The files a `Play` of `utterance_id` plays, resolved as the transport
+    /// resolves them (`<root>/<file_id>.wav`).
+    fn robot_voice(&self, utterance_id: &str, prompts: &[Prompt]) -> Vec<String> {
+        let Some(audio) = &self.robot_audio else { return Vec::new() };
+        let root = audio.root.trim_end_matches('/');
+        // `prompts` are the enabled contents in `sort` order (see `prompts`).
+        let mut contents: Vec<_> = self
+            .script
+            .utterance(utterance_id)
+            .map(|u| u.contents.iter().filter(|c| c.status).collect())
+            .unwrap_or_default();
+        contents.sort_by_key(|c| c.sort);
+        prompts
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| {
+                !(audio.templated_as_tts && contents.get(*i).is_some_and(|c| c.translate_text.contains("{$")))
+            })
+            .filter_map(|(_, p)| p.file_id.as_ref().map(|f| format!("{root}/{f}.wav")))
+            .collect()
     }
 
     /// The playing prompt lets keyword barge-in decide.

@@ -153,8 +153,8 @@ pub fn build(r: &CallResult, rules: &StatusRules, recycle: &RecyclePolicy) -> Ca
                     tags: d.tags.clone(),
                     created_at: fmt_ms(d.at_ms),
                     bridge_status: d.bridge_status,
-                    voice: None,
-                    robot_voice: Vec::new(),
+                    voice: d.voice.clone(),
+                    robot_voice: d.robot_voice.clone(),
                 })
                 .collect(),
         })
