@@ -256,16 +256,13 @@ impl Dialogue {
         self
     }
 
-    /// Attach the customer's audio of the sentence just recognized to its
-    /// row (the last row, when it is a recognition row without audio yet).
-    /// Returns whether it was attached.
+    /// Attach the customer's audio of the sentence (or segment) just
+    /// recognized to its row: the last row, when it is a recognition row.
+    /// Call it right after the input that recorded the row. Returns whether
+    /// it was attached.
     pub fn set_customer_voice(&mut self, path: &str) -> bool {
         match self.details.last_mut() {
-            Some(d)
-                if !path.is_empty()
-                    && d.voice.is_none()
-                    && matches!(d.notify, "asrmessage_notify" | "asrprogress_notify") =>
-            {
+            Some(d) if !path.is_empty() && matches!(d.notify, "asrmessage_notify" | "asrprogress_notify") => {
                 d.voice = Some(path.to_string());
                 true
             }
@@ -482,6 +479,19 @@ impl Dialogue {
             .collect()
     }
 
+    /// An utterance recognized in one segment (one partial row) is that
+    /// segment: its audio is the utterance's. With several segments no one
+    /// file holds the sentence, so the row gets none from them.
+    fn single_segment_voice(&self) -> Option<String> {
+        let mut segments = self
+            .details
+            .iter()
+            .rev()
+            .take_while(|d| d.notify == "asrprogress_notify" && d.question_index == self.question_index);
+        let first = segments.next()?;
+        segments.next().is_none().then(|| first.voice.clone()).flatten()
+    }
+
     /// The playing prompt lets keyword barge-in decide.
     fn keyword_interrupt(&self) -> bool {
         self.playing
@@ -552,6 +562,7 @@ impl Dialogue {
                         self.respond(&text)
                     };
                 let mut d = self.answer_detail("asrmessage_notify", &action, text, gained, tags);
+                d.voice = self.single_segment_voice();
                 d.speak_ms = speak_ms;
                 d.asr_elapse = asr_elapse;
                 d.gender = gender;
@@ -1004,6 +1015,36 @@ mod tests {
         let rows = d.details();
         assert!(rows.iter().all(|r| r.decision_us.is_some()));
         assert!(rows.iter().all(|r| r.playback_us.is_some()), "{rows:?}");
+    }
+
+    #[test]
+    fn customer_and_robot_audio_land_on_their_rows() {
+        let script = Arc::new(Script::from_json(SAMPLE_SCRIPT).expect("sample"));
+        let audio = RobotAudio { root: "/audio/".into(), templated_as_tts: false };
+        let mut d = Dialogue::new(script.clone(), HashMap::new()).with_robot_audio(audio);
+        d.handle(Input::Enter);
+        assert_eq!(d.details()[0].robot_voice, vec!["/audio/audio-open.wav".to_string()]);
+        assert!(!d.set_customer_voice("/rec/x.wav"), "not a recognition row");
+        // One segment: the sentence's row takes its audio.
+        d.handle(Input::AsrProgress { text: "可以".into() });
+        assert!(d.set_customer_voice("/rec/1.wav"));
+        d.handle(said("可以"));
+        assert_eq!(d.details().last().and_then(|r| r.voice.as_deref()), Some("/rec/1.wav"));
+        // Two segments: no single file is the sentence, unless one is reported.
+        d.handle(Input::PlaybackDone);
+        for (t, f) in [("我有", "/rec/2.wav"), ("兴趣", "/rec/3.wav")] {
+            d.handle(Input::AsrProgress { text: t.into() });
+            d.set_customer_voice(f);
+        }
+        d.handle(said("我有兴趣"));
+        assert_eq!(d.details().last().and_then(|r| r.voice.clone()), None);
+        assert!(d.set_customer_voice("/rec/all.wav"));
+        assert_eq!(d.details().last().and_then(|r| r.voice.as_deref()), Some("/rec/all.wav"));
+        // smartivr speaks a templated content by TTS: it has no file.
+        let audio = RobotAudio { root: "/audio".into(), templated_as_tts: true };
+        let mut d = Dialogue::new(script, HashMap::new()).with_robot_audio(audio);
+        d.handle(Input::Enter);
+        assert!(d.details()[0].robot_voice.is_empty(), "the opening names the callee");
     }
 
     #[test]

@@ -30,8 +30,14 @@ pub struct Num {
 
 impl Fixture {
     pub async fn new() -> Fixture {
+        Self::at(None).await
+    }
+
+    /// On the database at `url` (SQLite in the temporary directory when
+    /// `None`); the directory still holds spools.
+    pub async fn at(url: Option<String>) -> Fixture {
         let dir = tempfile::tempdir().expect("tempdir");
-        let url = format!("sqlite://{}", dir.path().join("voxdial.db").display());
+        let url = url.unwrap_or_else(|| format!("sqlite://{}", dir.path().join("voxdial.db").display()));
         let store = Store::open(&url).await.expect("open");
         store.ensure_user(USER, "tenant").await.expect("user");
         let script = Script::from_json(SAMPLE_SCRIPT).expect("script");
