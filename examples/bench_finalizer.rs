@@ -70,7 +70,9 @@ async fn fresh_database(url: &str) -> (String, String, String) {
     let name = format!("voxdial_bench_{}", std::process::id());
     let (base, _) = url.rsplit_once('/').unwrap_or_else(|| panic!("no database in {url}"));
     let mut c = sqlx::AnyConnection::connect(url).await.unwrap_or_else(|e| panic!("{url}: {e}"));
-    c.execute(format!("CREATE DATABASE {name}").as_str()).await.unwrap_or_else(|e| panic!("create {name}: {e}"));
+    c.execute(sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))))
+        .await
+        .unwrap_or_else(|e| panic!("create {name}: {e}"));
     c.close().await.unwrap_or_else(|e| panic!("{e}"));
     (format!("{base}/{name}"), url.to_string(), name)
 }
@@ -136,7 +138,7 @@ async fn main() {
     if let Some((_, server, name)) = fresh {
         fx.store.pool().close().await;
         let mut c = sqlx::AnyConnection::connect(&server).await.unwrap_or_else(|e| panic!("{e}"));
-        if let Err(e) = c.execute(format!("DROP DATABASE {name}").as_str()).await {
+        if let Err(e) = c.execute(sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE {name}")))).await {
             eprintln!("bench database {name} not dropped: {e}");
         }
     }

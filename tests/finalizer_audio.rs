@@ -140,3 +140,110 @@ async fn answered_calls_keep_sentence_audio_and_the_detail_endpoint_serves_it() 
     }
     stop.cancel();
 }
+
+/// The smartivr transport: the module's segment recordings (`recordfile`)
+/// become the customer audio of their rows, the prompts' files the robot's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smartivr_segment_recordings_become_customer_audio() {
+    use voxdial::api::{self, Durability, SmartivrConfig, SmartivrState};
+    use voxdial::sim::fate::FateMix;
+    use voxdial_esl::{ClientConfig, EslClient};
+
+    let dir = tempfile::tempdir().expect("tmp");
+    let store =
+        voxdial::store::Store::open(&format!("sqlite://{}", dir.path().join("v.db").display())).await.expect("store");
+    store.ensure_user(USER, "test").await.expect("user");
+    let group = store.save_script(USER, &Script::from_json(SAMPLE_SCRIPT).expect("script")).await.expect("save");
+    let task = uuid::Uuid::new_v4().to_string();
+    store
+        .create_task(&voxdial::store::Task {
+            maximumcall: 2,
+            call_per_second: 10.0,
+            ..voxdial::store::Task::new(task.clone(), "smartivr audio", USER, group)
+        })
+        .await
+        .expect("task");
+    let numbers = ["13900000001", "13900000002"];
+    let rows: Vec<_> = numbers.iter().map(|n| (n.to_string(), Default::default())).collect();
+    store.import_numbers(&task, &rows).await.expect("import");
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let mut cfg = SmartivrConfig {
+        journal_dir: dir.path().join("journal"),
+        durability: Durability::Write,
+        ..SmartivrConfig::default()
+    };
+    cfg.reply.audio_root = dir.path().join("audio").display().to_string();
+    let state = SmartivrState::start(store.clone(), cfg, cancel.clone()).await.expect("smartivr");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}/smartivr", listener.local_addr().expect("addr"));
+    tokio::spawn(api::serve_http(listener, state.clone(), cancel.clone()));
+    let rec_root = dir.path().join("rec");
+    let simulator = voxdial::sim::start(
+        SimConfig {
+            mix: FateMix { weights: vec![(Fate::Answer(Persona::Interested), 1)] },
+            time_scale: 20.0,
+            smartivr_url: Some(url),
+            recordings_root: rec_root.display().to_string(),
+            write_audio: true,
+            ..SimConfig::default()
+        },
+        "127.0.0.1:0",
+    )
+    .await
+    .expect("sim");
+    let esl = EslClient::connect(ClientConfig::new(simulator.addr().to_string(), "ClueCon")).await.expect("esl");
+    for n in numbers {
+        let uuid = uuid::Uuid::new_v4();
+        let job = esl
+            .bgapi(&format!(
+                "originate {{origination_uuid={uuid},voxdial_task={task},originate_timeout=20}}sofia/gateway/voxdial-sim/{n} robot XML default"
+            ))
+            .await
+            .expect("originate");
+        assert!(job.result().await.expect("job").starts_with("+OK"));
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while store.count("SELECT COUNT(*) FROM records WHERE task_id = ?", &task).await.expect("count") < 2
+        || simulator.stats().live > 0
+    {
+        assert!(tokio::time::Instant::now() < deadline, "calls did not finish");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let rows = sqlx::query("SELECT notify, answer_id, voice, robot_voice FROM record_details WHERE task_id = ?")
+        .bind(&task)
+        .fetch_all(store.pool())
+        .await
+        .expect("details");
+    let (mut segments, mut sentences) = (0, 0);
+    for r in &rows {
+        let notify: String = r.try_get("notify").expect("notify");
+        let voice: Option<String> = r.try_get("voice").expect("voice");
+        let robot: Option<String> = r.try_get("robot_voice").expect("robot_voice");
+        let robot: Vec<String> = robot.map(|j| serde_json::from_str(&j).expect("json")).unwrap_or_default();
+        match notify.as_str() {
+            "asrprogress_notify" | "asrmessage_notify" => {
+                let v = voice.unwrap_or_else(|| panic!("{notify} without audio"));
+                assert!(Path::new(&v).starts_with(&rec_root), "{v}");
+                assert!(std::fs::read(&v).expect("segment written").starts_with(b"RIFF"));
+                if notify == "asrprogress_notify" {
+                    segments += 1;
+                } else {
+                    sentences += 1;
+                }
+            }
+            // The opening names the callee: smartivr speaks it by TTS.
+            "enter" => assert!(robot.is_empty(), "{robot:?}"),
+            _ => assert_eq!(voice, None),
+        }
+        for p in &robot {
+            assert!(Path::new(p).starts_with(dir.path().join("audio")), "{p}");
+        }
+    }
+    assert!(segments >= 6 && sentences >= 6, "{segments} segments, {sentences} sentences");
+    assert!(
+        rows.iter().any(|r| r.try_get::<Option<String>, _>("robot_voice").ok().flatten().is_some()),
+        "recorded prompts are named"
+    );
+    simulator.shutdown().await;
+    cancel.cancel();
+}

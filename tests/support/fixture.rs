@@ -42,7 +42,7 @@ impl Fixture {
         store.ensure_user(USER, "tenant").await.expect("user");
         let script = Script::from_json(SAMPLE_SCRIPT).expect("script");
         let group_id = store.save_script(USER, &script).await.expect("save");
-        let r = sqlx::query("SELECT id, name FROM tags WHERE user_id = ? ORDER BY id LIMIT 1")
+        let r = sqlx::query(store.sql("SELECT id, name FROM tags WHERE user_id = ? ORDER BY id LIMIT 1"))
             .bind(USER)
             .fetch_one(store.pool())
             .await
@@ -69,7 +69,7 @@ impl Fixture {
             .map(|i| (format!("138{:08}", i), BTreeMap::from([("name".to_string(), format!("客户{i}"))])))
             .collect();
         self.store.import_numbers(&task_id, &rows).await.expect("import");
-        sqlx::query("SELECT id, number FROM autodialer_number WHERE task_id = ? ORDER BY id")
+        sqlx::query(self.store.sql("SELECT id, number FROM autodialer_number WHERE task_id = ? ORDER BY id"))
             .bind(&task_id)
             .fetch_all(self.store.pool())
             .await
