@@ -346,3 +346,165 @@ async fn spooled_calls_survive_a_restart_and_are_replayed_once() {
     assert_eq!(segs, 0, "drained segments are removed");
     cancel.cancel();
 }
+
+/// Calls a campaign hands the finalizer: `n` of them, one every `every`,
+/// each acknowledged by its own task (as call actors do). Every second one
+/// is answered. Returns the call ids, once every call was acknowledged.
+fn campaign(
+    fx: &Fixture,
+    fin: &Finalizer,
+    nums: &[fixture::Num],
+    every: Duration,
+) -> tokio::task::JoinHandle<Vec<(String, bool)>> {
+    let start = tokio::time::Instant::now();
+    let calls: Vec<_> = nums.iter().enumerate().map(|(i, n)| fx.call(n, 1, i % 2 == 0)).collect();
+    let fin = fin.clone();
+    tokio::spawn(async move {
+        let mut acks = Vec::new();
+        for (i, c) in calls.into_iter().enumerate() {
+            tokio::time::sleep_until(start + every * i as u32).await;
+            let fin = fin.clone();
+            acks.push(tokio::spawn(async move {
+                let id = (c.uuid.clone(), c.facts.answered);
+                let w = fin.finalize(c).await.expect("acknowledged: written or spooled, never failed");
+                (id, w.spooled)
+            }));
+        }
+        let mut out = Vec::new();
+        for a in acks {
+            out.push(a.await.expect("ack").0);
+        }
+        out
+    })
+}
+
+/// The outage: the database is unreachable for 30 s in the middle
+/// of a campaign; afterwards every call is in the database exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_down_for_30_s_during_a_campaign_loses_no_call() {
+    const OUTAGE: Duration = Duration::from_secs(30);
+    let fx = Fixture::new().await;
+    // 20 calls a second for 40 s: 5 s before the outage, 30 s of it, 5 s after.
+    let nums = fx.task(800).await;
+    let task = nums[0].task_id.clone();
+    fx.store.set_task_notify(&task, Some("http://127.0.0.1:9/notify"), 3, None).await.expect("notify");
+    let cancel = CancellationToken::new();
+    let spool = fx.dir.path().join("spool");
+    let fin = Finalizer::start_with(fx.store.clone(), options(&spool), cancel.clone()).expect("finalizer");
+    let run = campaign(&fx, &fin, &nums, Duration::from_millis(50));
+
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let written_before = fx.count("SELECT COUNT(*) FROM auto_call_histories WHERE task_id = ?", &task).await;
+    assert!(written_before > 50, "calls were written before the outage ({written_before})");
+    let lock = lock_database(&fx.url).await;
+    tokio::time::sleep(OUTAGE).await;
+    // Everything acknowledged during the outage waits in the spool.
+    let waiting = fin.spool_len();
+    let written = fx.count("SELECT COUNT(*) FROM auto_call_histories WHERE task_id = ?", &task).await;
+    assert!(waiting >= 500, "30 s of calls spooled ({waiting})");
+    assert!(written <= written_before + 5, "nothing written while the database is down ({written})");
+    unlock_database(lock).await;
+
+    let calls = run.await.expect("campaign");
+    assert_eq!(calls.len(), 800);
+    wait_until("spool drained", Duration::from_secs(60), || async { fin.spool_len() == 0 }).await;
+
+    let q = |sql: &str| format!("SELECT {sql} FROM auto_call_histories WHERE task_id = ?");
+    assert_eq!(fx.count(&q("COUNT(*)"), &task).await, 800, "one history row per call");
+    assert_eq!(fx.count(&q("COUNT(DISTINCT call_id)"), &task).await, 800);
+    let answered = calls.iter().filter(|c| c.1).count() as i64;
+    assert_eq!(fx.count("SELECT COUNT(*) FROM records WHERE task_id = ?", &task).await, answered);
+    assert_eq!(fx.count("SELECT COUNT(DISTINCT callid) FROM records WHERE task_id = ?", &task).await, answered);
+    assert_eq!(fx.count("SELECT COUNT(*) FROM webhook_outbox WHERE task_id = ?", &task).await, 800, "one event each");
+    assert_eq!(fx.count("SELECT COUNT(DISTINCT callid) FROM webhook_outbox WHERE task_id = ?", &task).await, 800);
+    assert_eq!(
+        fx.count(
+            "SELECT COUNT(*) FROM autodialer_number WHERE task_id = ? AND attempts = 1 AND callid IS NOT NULL",
+            &task
+        )
+        .await,
+        800,
+        "every number has its attempt"
+    );
+    for (id, _) in &calls {
+        assert_eq!(fx.count("SELECT COUNT(*) FROM auto_call_histories WHERE call_id = ?", id).await, 1, "{id}");
+    }
+    let left: Vec<String> = std::fs::read_dir(&spool)
+        .expect("spool dir")
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .filter(|n| n.starts_with("seg-") || n == "rejected.jsonl")
+        .collect();
+    assert!(left.is_empty(), "nothing stuck or rejected in the spool: {left:?}");
+    cancel.cancel();
+    fin.stopped().await;
+}
+
+/// The outage: the webhook receiver answers 500 for a minute while
+/// calls keep finishing; after it recovers every event is accepted exactly
+/// once and nothing is left pending or dead in the outbox.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_receiver_down_for_a_minute_gets_every_event_exactly_once() {
+    const OUTAGE: Duration = Duration::from_secs(60);
+    let fx = Fixture::new().await;
+    let started = Instant::now();
+    let rx = Receiver::failing_for(OUTAGE).await;
+    // Two calls a second for 50 s of the minute, type 3 (an event per attempt).
+    let nums = fx.task(100).await;
+    let task = nums[0].task_id.clone();
+    fx.store.set_task_notify(&task, Some(&rx.url("/records")), 3, Some(&rx.url("/stop"))).await.expect("notify");
+    let cancel = CancellationToken::new();
+    let cfg = WebhookConfig {
+        max_attempts: 1_000,
+        backoff_initial_ms: 200,
+        backoff_max_ms: 5_000,
+        poll_ms: 100,
+        ..fast_webhooks()
+    };
+    let deliverer = Deliverer::start(fx.store.clone(), cfg, cancel.clone()).expect("deliverer");
+    let mut opts = options(&fx.dir.path().join("spool"));
+    opts.webhook_wake = Some(deliverer.waker());
+    let fin = Finalizer::start_with(fx.store.clone(), opts, cancel.clone()).expect("finalizer");
+
+    let calls = campaign(&fx, &fin, &nums, Duration::from_millis(500)).await.expect("campaign");
+    assert!(notify_task_stopped(&fx.store, &task, "completed").await.expect("stop event"));
+    let mut expected: BTreeSet<String> = calls.iter().map(|(id, _)| format!("call_notify:{id}")).collect();
+    let total = expected.len() + 1;
+    assert_eq!(total, 101);
+
+    let store = fx.store.clone();
+    let t = task.clone();
+    wait_until("every event delivered", OUTAGE + Duration::from_secs(40), || {
+        let (store, t) = (store.clone(), t.clone());
+        async move {
+            store.outbox_events(&t).await.expect("outbox").iter().filter(|e| e.state == "delivered").count() == total
+        }
+    })
+    .await;
+    cancel.cancel();
+
+    let log = rx.log();
+    let failed: Vec<&receiver::Received> = log.iter().filter(|r| r.status == 500).collect();
+    let last_failure = failed.iter().map(|r| r.at).max().expect("failures");
+    assert!(last_failure.duration_since(started) >= OUTAGE - Duration::from_secs(6), "retried through the minute");
+    assert!(
+        failed.iter().all(|r| r.at.duration_since(started) < OUTAGE + Duration::from_millis(100)),
+        "500 only during the outage"
+    );
+    let mut ok: BTreeMap<String, usize> = BTreeMap::new();
+    for r in log.iter().filter(|r| r.status == 200) {
+        assert!(r.at.duration_since(started) >= OUTAGE);
+        *ok.entry(r.key.clone()).or_default() += 1;
+    }
+    assert!(ok.values().all(|n| *n == 1), "an event was accepted twice: {ok:?}");
+    let stop_key = ok.keys().find(|k| k.starts_with("call_stop_notify:")).cloned().expect("stop event delivered");
+    expected.insert(stop_key);
+    assert_eq!(ok.keys().cloned().collect::<BTreeSet<_>>(), expected, "every event, by idempotency key");
+    let events = fx.store.outbox_events(&task).await.expect("outbox");
+    assert_eq!(events.len(), total);
+    assert!(events.iter().all(|e| e.state == "delivered"), "nothing pending or dead");
+    let deliveries = fx.store.deliveries(&task).await.expect("log");
+    assert_eq!(deliveries.len(), log.len(), "one log row per attempt");
+    assert_eq!(deliveries.iter().filter(|d| d.outcome == "delivered").count(), total);
+    assert_eq!(deliveries.iter().filter(|d| d.outcome == "dead").count(), 0);
+    assert_eq!(deliveries.iter().filter(|d| d.outcome == "retry").count(), failed.len());
+}

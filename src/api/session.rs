@@ -14,7 +14,7 @@ use super::journal::{self, EnterLine, Journal, LeaveInfo, Recovered};
 use super::{ApiError, SmartivrConfig};
 use crate::dialer::call::{self as dialer_call, ModuleTranscript};
 use crate::dialogue::smartivr::{drive, reply_for, step_of, Notify, Reply, Step};
-use crate::dialogue::{Action, Detail, Dialogue, Input, Script, Summary, SAMPLE_SCRIPT};
+use crate::dialogue::{Action, Detail, Dialogue, Input, RobotAudio, Script, Summary, SAMPLE_SCRIPT};
 use crate::finalize::status::{HangupFacts, StatusRules};
 use crate::finalize::{build, is_transient, CallResult, Finalizer, RecyclePolicy};
 use crate::store::{Store, StoreError};
@@ -278,7 +278,8 @@ impl SmartivrState {
         };
         let (number_id, attempts, mut vars) = row.unwrap_or((0, 0, HashMap::new()));
         vars.entry("number".into()).or_insert_with(|| number.clone());
-        let mut d = Dialogue::new(ctx.script.clone(), vars);
+        let audio = RobotAudio { root: self.inner.cfg.reply.audio_root.clone(), templated_as_tts: true };
+        let mut d = Dialogue::new(ctx.script.clone(), vars).with_robot_audio(audio);
         let action = d.handle(Input::Enter);
         let reply = reply_for(&action, &ctx.script, &self.inner.cfg.reply, true);
         let enter = EnterLine {
@@ -352,6 +353,9 @@ impl SmartivrState {
                 Step::Feed(inputs) => {
                     let speech = matches!(inputs.first(), Some(Input::AsrMessage { .. }));
                     let action = drive(&mut s.dialogue, inputs);
+                    if let Some(f) = n.recordfile.as_deref() {
+                        s.dialogue.set_customer_voice(f);
+                    }
                     if let Action::Play { hangup_after: true, .. } = action {
                         s.closing_sent = true;
                     }

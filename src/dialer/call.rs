@@ -10,7 +10,8 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 use voxdial_esl::{CallEventsEnd, EslClient, Event};
 
-use crate::dialogue::{Action, Detail, Dialogue, Input, Prompt, Script, Summary};
+use crate::dialogue::{Action, Detail, Dialogue, Input, Prompt, RobotAudio, Script, Summary};
+use crate::finalize::recordings::{customer_sentence_path, SentenceAudio};
 use crate::finalize::status::HangupFacts;
 use crate::finalize::CallResult;
 
@@ -34,6 +35,12 @@ pub struct CallPlan {
     pub max_call: Duration,
     /// `Event-Subclass` of the ASR module's CUSTOM events.
     pub asr_subclass: String,
+    /// How each customer sentence's audio is obtained.
+    pub sentence_audio: SentenceAudio,
+    /// Where `uuid_record` puts the sentences (`<root>/<date>/<callid>`).
+    pub sentence_dir: String,
+    /// The final-result header naming the sentence file (`Header` mode).
+    pub asr_record_header: String,
 }
 
 /// What a smartivr robot module's conversation left at `leave`.
@@ -250,6 +257,10 @@ pub async fn run(esl: EslClient, script: Arc<Script>, plan: CallPlan) -> CallRes
     let mut refused_at: Option<Instant> = None;
     let deadline = Instant::now() + plan.max_call;
     let mut speaking = false;
+    // The open per-sentence recording, and how many were started.
+    let mut sentence: Option<String> = None;
+    let mut sentences = 0u32;
+    let record_sentences = plan.sentence_audio == SentenceAudio::UuidRecord && !plan.sentence_dir.is_empty();
 
     loop {
         let timer = [listen_until, refused_at, Some(deadline)].into_iter().flatten().min().unwrap_or(deadline);
@@ -300,14 +311,22 @@ pub async fn run(esl: EslClient, script: Arc<Script>, plan: CallPlan) -> CallRes
                         result.answered_ms = Some(now_ms());
                     }
                     "CHANNEL_PARK" if answered && dialogue.is_none() => {
-                        let mut d = Dialogue::new(script.clone(), plan.vars.clone());
+                        let audio = RobotAudio { root: plan.audio_root.clone(), templated_as_tts: false };
+                        let mut d = Dialogue::new(script.clone(), plan.vars.clone()).with_robot_audio(audio);
                         let a = d.handle(Input::Enter);
                         dialogue = Some(d);
                         perform(&esl, &plan, a, &mut listen_until).await;
+                        if record_sentences {
+                            // Sentence recordings hold the caller only; the call's
+                            // own recording already started with both sides.
+                            command(&esl, &plan, format!("uuid_setvar {} RECORD_READ_ONLY true", plan.uuid)).await;
+                        }
                     }
                     "RECORD_START" | "RECORD_STOP" => {
                         if let Some(p) = ev.header("Record-File-Path") {
-                            result.record_file = Some(p.into_owned());
+                            if !(record_sentences && p.starts_with(plan.sentence_dir.as_str())) {
+                                result.record_file = Some(p.into_owned());
+                            }
                         }
                     }
                     "PLAYBACK_START" => {
@@ -345,6 +364,12 @@ pub async fn run(esl: EslClient, script: Arc<Script>, plan: CallPlan) -> CallRes
                                 listen_until = None;
                                 let a = d.handle(Input::SpeechStarted);
                                 perform(&esl, &plan, a, &mut listen_until).await;
+                                if record_sentences && sentence.is_none() {
+                                    sentences += 1;
+                                    let path = customer_sentence_path(&plan.sentence_dir, sentences);
+                                    command(&esl, &plan, format!("uuid_record {} start {path}", plan.uuid)).await;
+                                    sentence = Some(path);
+                                }
                             }
                             // An ASR module's partial result (CUSTOM mapping).
                             ("progress" | "partial" | "detected-partial-speech", Some(d)) => {
@@ -356,9 +381,22 @@ pub async fn run(esl: EslClient, script: Arc<Script>, plan: CallPlan) -> CallRes
                             ("detected-speech", Some(d)) => {
                                 speaking = false;
                                 listen_until = None;
+                                let voice = match plan.sentence_audio {
+                                    SentenceAudio::UuidRecord => sentence.take(),
+                                    SentenceAudio::Header => ev.header(&plan.asr_record_header).map(|h| h.into_owned()),
+                                    SentenceAudio::Off => None,
+                                };
                                 if let Some(text) = speech_text(&ev) {
                                     let a = d.handle(Input::AsrMessage { text, speak_ms: 0, asr_elapse: None, gender: None });
+                                    if let Some(v) = &voice {
+                                        d.set_customer_voice(v);
+                                    }
                                     perform(&esl, &plan, a, &mut listen_until).await;
+                                }
+                                // Stopped after the answer went out: the decision
+                                // does not wait for this round trip.
+                                if let Some(path) = voice.filter(|_| record_sentences) {
+                                    command(&esl, &plan, format!("uuid_record {} stop {path}", plan.uuid)).await;
                                 }
                             }
                             ("detected-speech", None) if !answered => {
@@ -426,6 +464,17 @@ pub async fn run(esl: EslClient, script: Arc<Script>, plan: CallPlan) -> CallRes
         }
     }
     result
+}
+
+/// Send one API command whose answer changes nothing but a log line.
+async fn command(esl: &EslClient, plan: &CallPlan, cmd: String) {
+    match esl.api(&cmd).await {
+        Ok(r) if r.starts_with("-ERR") || r.starts_with("-USAGE") => {
+            tracing::debug!(uuid = %plan.uuid, "FreeSWITCH answered {}", r.trim())
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(uuid = %plan.uuid, "ESL command failed: {e}"),
+    }
 }
 
 /// Carry out a dialogue action over ESL.

@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use voxdial_esl::EslClient;
 
 pub use self::live::{Live, LiveSender};
+use crate::finalize::recordings::{sentence_dir, SentenceAudio};
 use crate::finalize::Finalizer;
 
 use self::compliance::ComplianceConfig;
@@ -46,6 +47,12 @@ pub struct DialerConfig {
     /// `Event-Subclass` of the ASR module's CUSTOM events (headers
     /// `Speech-Type`, `ASR-Text` or `ASR-Response`), besides DETECTED_SPEECH.
     pub asr_subclass: String,
+    /// How each customer sentence's audio is obtained (`uuid_record`,
+    /// `header`, `off`; see `recordings-layout.md`).
+    pub sentence_audio: SentenceAudio,
+    /// With `sentence_audio = "header"`: the final-result event's header
+    /// naming the sentence's file (NFhook mod_asr: `FilePath`).
+    pub asr_record_header: String,
 }
 
 impl Default for DialerConfig {
@@ -59,6 +66,8 @@ impl Default for DialerConfig {
             recordings_root: "/var/lib/voxdial/recordings".into(),
             max_call_secs: 600,
             asr_subclass: "voxdial::asr".into(),
+            sentence_audio: SentenceAudio::UuidRecord,
+            asr_record_header: "FilePath".into(),
         }
     }
 }
@@ -475,6 +484,9 @@ impl TaskRunner {
                 tts_prefix: dcfg.tts_prefix.clone(),
                 max_call: Duration::from_secs(dcfg.max_call_secs),
                 asr_subclass: dcfg.asr_subclass.clone(),
+                sentence_audio: dcfg.sentence_audio,
+                sentence_dir: sentence_dir(&rec, &uuid),
+                asr_record_header: dcfg.asr_record_header.clone(),
             };
             let esl = self.esl.clone();
             let script = script.clone();

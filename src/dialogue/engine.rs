@@ -119,6 +119,12 @@ pub struct Detail {
     /// Decision → the prompt it chose started playing, in microseconds, when
     /// the transport observes playback start ([`Dialogue::playback_started`]).
     pub playback_us: Option<i64>,
+    /// The customer's audio of this sentence (seed 001 `voice`), as the
+    /// transport reports it ([`Dialogue::set_customer_voice`]).
+    pub voice: Option<String>,
+    /// The audio files the robot played on this turn (seed 001
+    /// `download_voice`): the prompt's recorded contents; TTS has no file.
+    pub robot_voice: Vec<String>,
 }
 
 /// The call-level result of the conversation.
@@ -176,8 +182,8 @@ impl From<&Detail> for crate::store::DetailWrite {
             tags: d.tags.clone(),
             created_at: crate::finalize::fmt_ms(d.at_ms),
             bridge_status: d.bridge_status,
-            voice: None,
-            robot_voice: Vec::new(),
+            voice: d.voice.clone(),
+            robot_voice: d.robot_voice.clone(),
         }
     }
 }
@@ -246,6 +252,19 @@ pub struct Dialogue {
     details: Vec<Detail>,
     /// When the last `Play` was decided, and its row, for `playback_us`.
     play_decided: Option<(Instant, usize)>,
+    /// Where recorded contents live, for `robot_voice` (`None`: not recorded).
+    robot_audio: Option<RobotAudio>,
+}
+
+/// How the transport turns a content into a file to play, so that
+/// `robot_voice` names exactly what was played.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RobotAudio {
+    /// Directory of `<file_id>.wav`, as the playing host sees it.
+    pub root: String,
+    /// A content whose text has `{$var}` is spoken by TTS even when it has a
+    /// recording (smartivr; the ESL transport plays the recording).
+    pub templated_as_tts: bool,
 }
 
 impl Dialogue {
@@ -279,6 +298,27 @@ impl Dialogue {
             gender: None,
             details: Vec::new(),
             play_decided: None,
+            robot_audio: None,
+        }
+    }
+
+    /// Record on each turn which audio files its prompt played.
+    pub fn with_robot_audio(mut self, audio: RobotAudio) -> Self {
+        self.robot_audio = Some(audio);
+        self
+    }
+
+    /// Attach the customer's audio of the sentence (or segment) just
+    /// recognized to its row: the last row, when it is a recognition row.
+    /// Call it right after the input that recorded the row. Returns whether
+    /// it was attached.
+    pub fn set_customer_voice(&mut self, path: &str) -> bool {
+        match self.details.last_mut() {
+            Some(d) if !path.is_empty() && matches!(d.notify, "asrmessage_notify" | "asrprogress_notify") => {
+                d.voice = Some(path.to_string());
+                true
+            }
+            _ => false,
         }
     }
 
@@ -432,6 +472,10 @@ impl Dialogue {
         gained: i64,
         tags: Vec<String>,
     ) -> Detail {
+        let robot_voice = match action {
+            Action::Play { utterance_id, prompts, .. } => self.robot_voice(utterance_id, prompts),
+            _ => Vec::new(),
+        };
         let (answer_id, answer_text, answer_content, word_class, answer_action) = match action {
             Action::Play { utterance_id, prompts, .. } => {
                 let u = self.script.utterance(utterance_id);
@@ -460,8 +504,44 @@ impl Dialogue {
             score: gained,
             tags,
             at_ms: now_ms(),
+            robot_voice,
             ..Detail::default()
         }
+    }
+
+    /// The files a `Play` of `utterance_id` plays, resolved as the transport
+    /// resolves them (`<root>/<file_id>.wav`).
+    fn robot_voice(&self, utterance_id: &str, prompts: &[Prompt]) -> Vec<String> {
+        let Some(audio) = &self.robot_audio else { return Vec::new() };
+        let root = audio.root.trim_end_matches('/');
+        // `prompts` are the enabled contents in `sort` order (see `prompts`).
+        let mut contents: Vec<_> = self
+            .script
+            .utterance(utterance_id)
+            .map(|u| u.contents.iter().filter(|c| c.status).collect())
+            .unwrap_or_default();
+        contents.sort_by_key(|c| c.sort);
+        prompts
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| {
+                !(audio.templated_as_tts && contents.get(*i).is_some_and(|c| c.translate_text.contains("{$")))
+            })
+            .filter_map(|(_, p)| p.file_id.as_ref().map(|f| format!("{root}/{f}.wav")))
+            .collect()
+    }
+
+    /// An utterance recognized in one segment (one partial row) is that
+    /// segment: its audio is the utterance's. With several segments no one
+    /// file holds the sentence, so the row gets none from them.
+    fn single_segment_voice(&self) -> Option<String> {
+        let mut segments = self
+            .details
+            .iter()
+            .rev()
+            .take_while(|d| d.notify == "asrprogress_notify" && d.question_index == self.question_index);
+        let first = segments.next()?;
+        segments.next().is_none().then(|| first.voice.clone()).flatten()
     }
 
     /// The playing prompt lets keyword barge-in decide.
@@ -534,6 +614,7 @@ impl Dialogue {
                         self.respond(&text)
                     };
                 let mut d = self.answer_detail("asrmessage_notify", &action, text, gained, tags);
+                d.voice = self.single_segment_voice();
                 d.speak_ms = speak_ms;
                 d.asr_elapse = asr_elapse;
                 d.gender = gender;
@@ -986,6 +1067,36 @@ mod tests {
         let rows = d.details();
         assert!(rows.iter().all(|r| r.decision_us.is_some()));
         assert!(rows.iter().all(|r| r.playback_us.is_some()), "{rows:?}");
+    }
+
+    #[test]
+    fn customer_and_robot_audio_land_on_their_rows() {
+        let script = Arc::new(Script::from_json(SAMPLE_SCRIPT).expect("sample"));
+        let audio = RobotAudio { root: "/audio/".into(), templated_as_tts: false };
+        let mut d = Dialogue::new(script.clone(), HashMap::new()).with_robot_audio(audio);
+        d.handle(Input::Enter);
+        assert_eq!(d.details()[0].robot_voice, vec!["/audio/audio-open.wav".to_string()]);
+        assert!(!d.set_customer_voice("/rec/x.wav"), "not a recognition row");
+        // One segment: the sentence's row takes its audio.
+        d.handle(Input::AsrProgress { text: "可以".into() });
+        assert!(d.set_customer_voice("/rec/1.wav"));
+        d.handle(said("可以"));
+        assert_eq!(d.details().last().and_then(|r| r.voice.as_deref()), Some("/rec/1.wav"));
+        // Two segments: no single file is the sentence, unless one is reported.
+        d.handle(Input::PlaybackDone);
+        for (t, f) in [("我有", "/rec/2.wav"), ("兴趣", "/rec/3.wav")] {
+            d.handle(Input::AsrProgress { text: t.into() });
+            d.set_customer_voice(f);
+        }
+        d.handle(said("我有兴趣"));
+        assert_eq!(d.details().last().and_then(|r| r.voice.clone()), None);
+        assert!(d.set_customer_voice("/rec/all.wav"));
+        assert_eq!(d.details().last().and_then(|r| r.voice.as_deref()), Some("/rec/all.wav"));
+        // smartivr speaks a templated content by TTS: it has no file.
+        let audio = RobotAudio { root: "/audio".into(), templated_as_tts: true };
+        let mut d = Dialogue::new(script, HashMap::new()).with_robot_audio(audio);
+        d.handle(Input::Enter);
+        assert!(d.details()[0].robot_voice.is_empty(), "the opening names the callee");
     }
 
     #[test]

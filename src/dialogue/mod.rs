@@ -9,5 +9,5 @@ pub mod script;
 pub mod smartivr;
 pub mod tools;
 
-pub use engine::{Action, Detail, Dialogue, Input, Prompt, Summary};
+pub use engine::{Action, Detail, Dialogue, Input, Prompt, RobotAudio, Summary};
 pub use script::{Script, ScriptError, SAMPLE_SCRIPT};

@@ -79,6 +79,9 @@ pub struct Notify {
     pub hangup_disposition: Option<String>,
     #[serde(default, alias = "hangupcause", deserialize_with = "lenient_string")]
     pub hangup_cause: Option<String>,
+    /// `asrprogress_notify`: the segment's recording (customer audio).
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub recordfile: Option<String>,
 }
 
 impl Notify {

@@ -101,6 +101,37 @@ impl VoiceLinks {
     }
 }
 
+/// How the ESL transport gets each customer sentence's audio
+/// (`record_details.voice`, seed 001 `voice`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SentenceAudio {
+    /// voxdial records the caller's stream (`RECORD_READ_ONLY`) with
+    /// `uuid_record` from `begin-speaking` to the final result, into
+    /// [`customer_sentence_path`]. Works with any recognizer.
+    #[default]
+    UuidRecord,
+    /// The ASR module records the sentence itself and names the file in a
+    /// header of its final-result event (`[dialer] asr_record_header`).
+    Header,
+    Off,
+}
+
+/// The directory of a call's per-sentence audio: beside the call's own
+/// recording, `<root>/<YYYY-MM-DD>/<callid>/` (`recordings-layout.md`), so
+/// the day's retention sweep removes both.
+pub fn sentence_dir(call_record_path: &str, callid: &str) -> String {
+    match Path::new(call_record_path).parent() {
+        Some(day) => day.join(callid).display().to_string(),
+        None => callid.to_string(),
+    }
+}
+
+/// `<sentence_dir>/<n>.customer.wav`: the customer's `n`-th sentence (1-based).
+pub fn customer_sentence_path(sentence_dir: &str, n: u32) -> String {
+    format!("{}/{n}.customer.wav", sentence_dir.trim_end_matches('/'))
+}
+
 /// What a retention sweep did (or, dry, would do).
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct PruneReport {
@@ -230,6 +261,14 @@ mod tests {
         let u = l.voice_url(Some("/r/a.wav"), 100).expect("url");
         let key = u.strip_prefix("http://h/api/agent-api/download-voice?key=").expect("prefix");
         assert_eq!(verify_voice_key(key, 100 + l.ttl_secs, b"k").as_deref(), Ok("/r/a.wav"));
+    }
+
+    #[test]
+    fn sentence_paths_sit_beside_the_call() {
+        let call = "/rec/2024-05-08/18810495721.299.19-03-27.d6a5.wav";
+        let dir = sentence_dir(call, "d6a5");
+        assert_eq!(dir, "/rec/2024-05-08/d6a5");
+        assert_eq!(customer_sentence_path(&dir, 3), "/rec/2024-05-08/d6a5/3.customer.wav");
     }
 
     #[test]

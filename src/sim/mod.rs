@@ -14,6 +14,7 @@ pub mod wire;
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -51,6 +52,10 @@ pub struct SimConfig {
     /// answered calls (`sim::smartivr`), instead of parking them for an ESL
     /// dialogue.
     pub smartivr_url: Option<String>,
+    /// Write the audio files a real FreeSWITCH would: each `uuid_record`
+    /// (per-sentence) recording as a small valid WAV when it stops. Off by
+    /// default so that campaigns do not fill the disk.
+    pub write_audio: bool,
 }
 
 /// The recognition transport the simulated ASR uses on the event socket.
@@ -77,6 +82,7 @@ impl Default for SimConfig {
             asr: SimAsr::DetectedSpeech,
             originate_log: None,
             smartivr_url: None,
+            write_audio: false,
         }
     }
 }
@@ -113,6 +119,11 @@ enum ChanCmd {
     Break,
     SetVar(String, String),
     Transfer,
+    /// `uuid_record … start|stop <path>`.
+    Record {
+        path: String,
+        stop: bool,
+    },
 }
 
 #[derive(Default)]
@@ -632,6 +643,19 @@ async fn run_api(st: &Arc<State>, args: &str) -> String {
                 None => "-ERR No such channel!\n".into(),
             }
         }
+        "uuid_record" => {
+            let uuid = words.next().unwrap_or_default();
+            let verb = words.next().unwrap_or_default();
+            let path = words.next().unwrap_or_default().to_string();
+            match chan_tx(st, uuid) {
+                Some(tx) if matches!(verb, "start" | "stop") && !path.is_empty() => {
+                    let _ = tx.send(ChanCmd::Record { path, stop: verb == "stop" });
+                    "+Success\n".into()
+                }
+                Some(_) => "-USAGE: <uuid> [start|stop|mask|unmask] <path> [<limit>]\n".into(),
+                None => "-ERR Cannot locate session!\n".into(),
+            }
+        }
         "uuid_transfer" => match chan_tx(st, words.next().unwrap_or_default()) {
             Some(tx) => {
                 let _ = tx.send(ChanCmd::Transfer);
@@ -729,12 +753,43 @@ async fn originate(st: &Arc<State>, args: &str) -> String {
     let (res_tx, res_rx) = oneshot::channel();
     let st2 = st.clone();
     tokio::spawn(async move {
-        let mut call = SimCall { st: st2.clone(), ch, info, rx, result: Some(res_tx), timeout_s };
+        let mut call = SimCall { st: st2.clone(), ch, info, rx, result: Some(res_tx), timeout_s, sentence: None };
         call.run(fate).await;
         lock(&st2.channels).remove(&call.ch.uuid);
         st2.live.fetch_sub(1, Ordering::Relaxed);
     });
     res_rx.await.unwrap_or_else(|_| "-ERR NORMAL_TEMPORARY_FAILURE\n".into())
+}
+
+/// Write `len` of a quiet 440 Hz tone as an 8 kHz 16-bit mono WAV (what
+/// FreeSWITCH records at PCMA/PCMU rates), capped at 5 s: small, but a valid
+/// file any player opens.
+pub fn write_wav(path: &Path, len: Duration) -> std::io::Result<()> {
+    const RATE: u32 = 8000;
+    let samples = (len.min(Duration::from_secs(5)).as_millis() as u32 * RATE / 1000).max(RATE / 10);
+    let data = samples * 2;
+    let mut out = Vec::with_capacity(44 + data as usize);
+    out.extend_from_slice(b"RIFF");
+    out.extend_from_slice(&(36 + data).to_le_bytes());
+    out.extend_from_slice(b"WAVEfmt ");
+    out.extend_from_slice(&16u32.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    out.extend_from_slice(&1u16.to_le_bytes()); // mono
+    out.extend_from_slice(&RATE.to_le_bytes());
+    out.extend_from_slice(&(RATE * 2).to_le_bytes());
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&16u16.to_le_bytes());
+    out.extend_from_slice(b"data");
+    out.extend_from_slice(&data.to_le_bytes());
+    for i in 0..samples {
+        let t = f64::from(i) / f64::from(RATE);
+        let v = (t * 440.0 * std::f64::consts::TAU).sin() * 2000.0;
+        out.extend_from_slice(&(v as i16).to_le_bytes());
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(path, out)
 }
 
 /// One simulated channel and its callee.
@@ -745,6 +800,8 @@ struct SimCall {
     rx: mpsc::UnboundedReceiver<ChanCmd>,
     result: Option<oneshot::Sender<String>>,
     timeout_s: u64,
+    /// The open `uuid_record` (per-sentence) recording and when it started.
+    sentence: Option<(String, Instant)>,
 }
 
 enum Wake {
@@ -805,9 +862,30 @@ impl SimCall {
         lo + h % (hi - lo).max(1)
     }
 
+    /// `uuid_record` start / stop: the recording's events, and its file
+    /// once it stops (with `write_audio`).
+    fn sentence_record(&mut self, path: String, stop: bool) {
+        if !stop {
+            self.emit(Phase::SentenceRecord { path: path.clone(), stop: false });
+            self.sentence = Some((path, Instant::now()));
+            return;
+        }
+        let Some((open, started)) = self.sentence.take_if(|(p, _)| *p == path) else { return };
+        if self.st.cfg.write_audio {
+            if let Err(e) = write_wav(Path::new(&open), started.elapsed()) {
+                tracing::debug!(path = %open, "simulated recording not written: {e}");
+            }
+        }
+        self.emit(Phase::SentenceRecord { path: open, stop: true });
+    }
+
     fn finish(&mut self, h: Hangup, reply: Option<String>, reply_before_complete: bool) {
         self.ch.hangup = Some(h);
         self.emit(Phase::Hangup);
+        // Media bugs close with the channel.
+        if let Some((path, _)) = self.sentence.clone() {
+            self.sentence_record(path, true);
+        }
         if reply_before_complete {
             if let Some(r) = reply.clone() {
                 self.reply(r);
@@ -982,6 +1060,7 @@ impl SimCall {
                     *lock(&self.info) = self.ch.clone();
                 }
                 Wake::Cmd(Some(ChanCmd::Transfer)) => self.emit(Phase::TransferPark),
+                Wake::Cmd(Some(ChanCmd::Record { path, stop })) => self.sentence_record(path, stop),
                 Wake::Cmd(Some(ChanCmd::Break)) => {
                     if let Some((file, _)) = playing.take() {
                         self.emit(Phase::PlaybackStop { file, broken: true });

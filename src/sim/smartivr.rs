@@ -43,6 +43,10 @@ struct Module {
     caller: String,
     /// `pause_play_ms` from `start_asr`.
     pause_play_ms: i64,
+    /// `recordpath` from `start_asr`: where segment recordings go.
+    recordpath: String,
+    /// Segments recorded so far.
+    segments: u32,
     asr_on: bool,
     started: Instant,
 }
@@ -118,6 +122,8 @@ impl SimCall {
             flowid: self.ch.var("voxdial_task").or_else(|| self.ch.var("flowid")).unwrap_or_default().to_string(),
             caller: self.ch.caller_id_number.clone(),
             pause_play_ms: 0,
+            recordpath: String::new(),
+            segments: 0,
             asr_on: false,
             started: Instant::now(),
         };
@@ -127,6 +133,27 @@ impl SimCall {
             End::Robot | End::Error => self.hang(false),
             End::Customer => self.hang(true),
         }
+    }
+
+    /// The module records each speech segment as `<callid>_<i>.wav` in
+    /// `recordpath` (its default: the call's directory of
+    /// `recordings-layout.md`), written when `write_audio` is on.
+    fn segment_recording(&self, m: &mut Module, chars: usize) -> String {
+        m.segments += 1;
+        let dir = if m.recordpath.is_empty() {
+            let day = chrono::Local::now().format("%Y-%m-%d");
+            format!("{}/{day}/{}", self.st.cfg.recordings_root.trim_end_matches('/'), m.callid)
+        } else {
+            m.recordpath.trim_end_matches('/').to_string()
+        };
+        let path = format!("{dir}/{}_{}.wav", m.callid, m.segments);
+        if self.st.cfg.write_audio {
+            let len = self.st.scaled(chars as u64 * 200 + 300);
+            if let Err(e) = super::write_wav(std::path::Path::new(&path), len) {
+                tracing::debug!(path, "simulated segment recording not written: {e}");
+            }
+        }
+        path
     }
 
     fn hang(&mut self, customer: bool) {
@@ -168,6 +195,8 @@ impl SimCall {
                         "start_asr" => {
                             m.asr_on = true;
                             m.pause_play_ms = params.get("pause_play_ms").and_then(Value::as_i64).unwrap_or(0);
+                            m.recordpath =
+                                params.get("recordpath").and_then(Value::as_str).unwrap_or_default().to_string();
                         }
                         "stop_asr" => m.asr_on = false,
                         "playback" => {
@@ -305,6 +334,7 @@ impl SimCall {
                     n["message"] = json!(half);
                     n["asrtextall"] = json!(format!("1.{half};"));
                     n["asrelapse"] = json!(120);
+                    n["recordfile"] = json!(self.segment_recording(&mut m, half.chars().count()));
                     reply = m.post(n).await;
                     if reply.is_none() {
                         break End::Error;

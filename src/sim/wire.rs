@@ -121,6 +121,10 @@ pub enum Phase {
     SpeechBegin,
     /// DETECTED_SPEECH detected-speech with an NLSML body
     SpeechDetected { text: String, confidence: u8 },
+    /// `uuid_record <uuid> start|stop <path>` (a per-sentence recording):
+    /// RECORD_START + MEDIA_BUG_START, or RECORD_STOP + MEDIA_BUG_STOP, with
+    /// `Record-File-Path` as for the call's own recording.
+    SentenceRecord { path: String, stop: bool },
     /// uuid_transfer … -both park inline on a parked channel: CHANNEL_UNPARK,
     /// CHANNEL_EXECUTE_COMPLETE (park), CHANNEL_STATE ×2, CHANNEL_EXECUTE (park), CHANNEL_PARK.
     TransferPark,
@@ -371,6 +375,7 @@ impl Renderer {
                 );
                 r.speech(ch, "detected-speech", Some(&body));
             }
+            Phase::SentenceRecord { path, stop } => r.sentence_record(ch, path, *stop),
             Phase::TransferPark => r.transfer_park(ch),
             Phase::Hangup => r.hangup(ch),
             Phase::HangupComplete => r.hangup_complete(ch),
@@ -1176,6 +1181,33 @@ impl Run<'_> {
                 after: &[("Application", "park"), ("Application-Response", resp), ("Application-UUID", &app_uuid)],
             },
         );
+    }
+
+    fn sentence_record(&mut self, ch: &mut Channel, path: &str, stop: bool) {
+        let st = steady_state(ch);
+        let (record, bug, src, bug_src) = if stop {
+            (
+                "RECORD_STOP",
+                "MEDIA_BUG_STOP",
+                Src("switch_ivr_async.c", "send_record_stop_event", 1240),
+                Src("switch_core_media_bug.c", "switch_core_media_bug_destroy", 84),
+            )
+        } else {
+            (
+                "RECORD_START",
+                "MEDIA_BUG_START",
+                Src("switch_ivr_async.c", "record_callback", 1481),
+                Src("switch_core_media_bug.c", "switch_core_media_bug_add", 1014),
+            )
+        };
+        let after: &[(&str, &str)] = if stop {
+            &[("Record-File-Path", path), ("Record-Completion-Cause", "success-silence")]
+        } else {
+            &[("Record-File-Path", path)]
+        };
+        self.chan(ch, record, src, st, Vars::Yes, Extra { before: &[], after });
+        let bug_hdrs = [("Media-Bug-Function", "session_record"), ("Media-Bug-Target", path)];
+        self.chan(ch, bug, bug_src, st, Vars::Yes, Extra { before: &bug_hdrs, after: &[] });
     }
 
     fn playback_start(&mut self, ch: &mut Channel, file: &str) {

@@ -30,13 +30,19 @@ pub struct Num {
 
 impl Fixture {
     pub async fn new() -> Fixture {
+        Self::at(None).await
+    }
+
+    /// On the database at `url` (SQLite in the temporary directory when
+    /// `None`); the directory still holds spools.
+    pub async fn at(url: Option<String>) -> Fixture {
         let dir = tempfile::tempdir().expect("tempdir");
-        let url = format!("sqlite://{}", dir.path().join("voxdial.db").display());
+        let url = url.unwrap_or_else(|| format!("sqlite://{}", dir.path().join("voxdial.db").display()));
         let store = Store::open(&url).await.expect("open");
         store.ensure_user(USER, "tenant").await.expect("user");
         let script = Script::from_json(SAMPLE_SCRIPT).expect("script");
         let group_id = store.save_script(USER, &script).await.expect("save");
-        let r = sqlx::query("SELECT id, name FROM tags WHERE user_id = ? ORDER BY id LIMIT 1")
+        let r = sqlx::query(store.sql("SELECT id, name FROM tags WHERE user_id = ? ORDER BY id LIMIT 1"))
             .bind(USER)
             .fetch_one(store.pool())
             .await
@@ -63,7 +69,7 @@ impl Fixture {
             .map(|i| (format!("138{:08}", i), BTreeMap::from([("name".to_string(), format!("客户{i}"))])))
             .collect();
         self.store.import_numbers(&task_id, &rows).await.expect("import");
-        sqlx::query("SELECT id, number FROM autodialer_number WHERE task_id = ? ORDER BY id")
+        sqlx::query(self.store.sql("SELECT id, number FROM autodialer_number WHERE task_id = ? ORDER BY id"))
             .bind(&task_id)
             .fetch_all(self.store.pool())
             .await

@@ -1,9 +1,11 @@
 //! A tiny HTTP/1.1 webhook receiver on 127.0.0.1 for tests and benchmarks:
 //! keep-alive, Content-Length bodies, answers 500 to the first `fail_first`
-//! requests and 200 afterwards, and logs every request.
+//! requests (or to every request until a deadline) and 200 afterwards, and
+//! logs every request.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
@@ -16,11 +18,13 @@ pub struct Received {
     pub signature: String,
     pub body: Vec<u8>,
     pub status: u16,
+    pub at: Instant,
 }
 
 #[derive(Default)]
 struct State {
     fail_first: usize,
+    fail_until: Option<Instant>,
     seen: usize,
     log: Vec<Received>,
 }
@@ -32,9 +36,18 @@ pub struct Receiver {
 
 impl Receiver {
     pub async fn start(fail_first: usize) -> Receiver {
+        Self::serve(State { fail_first, ..State::default() }).await
+    }
+
+    /// A receiver that answers 500 to everything for `outage`, then 200.
+    pub async fn failing_for(outage: Duration) -> Receiver {
+        Self::serve(State { fail_until: Some(Instant::now() + outage), ..State::default() }).await
+    }
+
+    async fn serve(state: State) -> Receiver {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let state = Arc::new(Mutex::new(State { fail_first, ..State::default() }));
+        let state = Arc::new(Mutex::new(state));
         let st = state.clone();
         tokio::spawn(async move {
             while let Ok((sock, _)) = listener.accept().await {
@@ -75,8 +88,10 @@ impl Receiver {
                         let status = {
                             let mut s = st.lock().expect("lock");
                             s.seen += 1;
-                            let status = if s.seen <= s.fail_first { 500 } else { 200 };
-                            s.log.push(Received { path, key, signature, body, status });
+                            let at = Instant::now();
+                            let down = s.seen <= s.fail_first || s.fail_until.is_some_and(|t| at < t);
+                            let status = if down { 500 } else { 200 };
+                            s.log.push(Received { path, key, signature, body, status, at });
                             status
                         };
                         let resp = format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\n\r\n");
