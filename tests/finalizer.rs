@@ -508,3 +508,56 @@ async fn webhook_receiver_down_for_a_minute_gets_every_event_exactly_once() {
     assert_eq!(deliveries.iter().filter(|d| d.outcome == "dead").count(), 0);
     assert_eq!(deliveries.iter().filter(|d| d.outcome == "retry").count(), failed.len());
 }
+
+/// The record and the call-history row say where the callee's number is
+/// registered: province and city from the imported prefix table, the
+/// operator from it or from the shipped number segments.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_carry_the_numbers_location() {
+    let fx = Fixture::new().await;
+    // 138 is 移动's segment; 1380000 is placed in 江苏 南京 by this table,
+    // other 138 prefixes are unknown beyond the operator.
+    let csv = "prefix,province,city,operator\n1380000,江苏省,南京市,\n";
+    let report = voxdial::location::import::import(&fx.store, std::io::Cursor::new(csv.as_bytes().to_vec()))
+        .await
+        .expect("location import");
+    assert_eq!(report.imported, 1, "{report:?}");
+    let locations = std::sync::Arc::new(voxdial::location::LocationCache::default());
+    let cancel = CancellationToken::new();
+    let opts = FinalizerOptions { locations: Some(locations.clone()), ..options(&fx.dir.path().join("spool")) };
+    let fin = Finalizer::start_with(fx.store.clone(), opts, cancel.clone()).expect("finalizer");
+    wait_until("location data loaded", Duration::from_secs(10), || {
+        let l = locations.clone();
+        async move { l.current().is_some() }
+    })
+    .await;
+    let table = locations.current().expect("table");
+
+    let nums = fx.task(2).await; // 13800000000 and 13800000001
+    let mut other = nums[1].clone();
+    other.number = "13912345678".into();
+    for (n, answered) in [(&nums[0], true), (&other, true), (&nums[1], false)] {
+        fin.finalize(fx.call(n, 1, answered)).await.expect("finalize");
+    }
+    let row = |sql: &'static str, number: String| {
+        let store = fx.store.clone();
+        async move {
+            let r = sqlx::query(store.sql(sql)).bind(number).fetch_one(store.pool()).await.expect("row");
+            let get = |c: &str| r.try_get::<i64, _>(c).expect("column");
+            (get("province_id"), get("city_id"), get("operator"))
+        }
+    };
+    let rec = "SELECT province_id, city_id, operator FROM records WHERE callee = ?";
+    let hist = "SELECT province_id, city_id, operator FROM auto_call_histories WHERE number = ?";
+    let (p, c, o) = row(rec, "13800000000".into()).await;
+    assert_eq!(table.region_name(p), Some("江苏"));
+    assert_eq!(table.region_name(c), Some("南京"));
+    assert_eq!(o, 1, "移动 by segment");
+    assert_eq!(row(hist, "13800000000".into()).await, (p, c, o));
+    // Only the segment is known: the operator, no region.
+    assert_eq!(row(rec, "13912345678".into()).await, (0, 0, 1));
+    // An unanswered call has no record, but its history row is located too.
+    assert_eq!(row(hist, "13800000001".into()).await, (p, c, o));
+    cancel.cancel();
+    fin.stopped().await;
+}

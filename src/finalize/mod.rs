@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::dialogue::{Detail, Summary};
+use crate::location::LocationCache;
 use crate::store::call::RecordWrite;
 use crate::store::outbox::NotifyContext;
 use crate::store::{CallWrite, DetailWrite, Store, StoreError};
@@ -160,10 +161,36 @@ pub fn build(r: &CallResult, rules: &StatusRules, recycle: &RecyclePolicy) -> Ca
         hangup_disposition: hangup_disposition(&r.facts),
         redial_in_secs: redial.then_some(recycle.interval_secs),
         record,
-        // Filled from the number-location lookup once it is wired in.
+        // Set by `locate` from the number-location data.
         province_id: 0,
         city_id: 0,
         operator: 0,
+    }
+}
+
+/// Set where the callee's number is registered (regions ids and operator)
+/// from the location data in memory: a hash probe, no database round trip,
+/// so a call is located even while the database is down.
+pub fn locate(w: &mut CallWrite, locations: &LocationCache) {
+    if let Some(l) = locations.lookup(&w.number) {
+        w.province_id = l.province_id;
+        w.city_id = l.city_id;
+        w.operator = l.operator;
+    }
+}
+
+/// Keep the finalizer's location data loaded and fresh (a `voxdial location
+/// import` in another process bumps its version) without ever putting a
+/// database query on the path of a call.
+async fn refresh_locations(store: Store, locations: Arc<LocationCache>, cancel: CancellationToken) {
+    loop {
+        if let Err(e) = locations.refresh(&store).await {
+            tracing::debug!(error = %e, "number-location data not (re)loaded; keeping what is in memory");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(locations.check_every) => {}
+            _ = cancel.cancelled() => return,
+        }
     }
 }
 
@@ -210,6 +237,9 @@ pub struct FinalizerOptions {
     pub voice: VoiceLinks,
     /// Woken after a call with webhook events was written.
     pub webhook_wake: Option<Arc<Notify>>,
+    /// Number-location data for the record's province / city / operator;
+    /// `None`: the finalizer keeps a cache of its own.
+    pub locations: Option<Arc<LocationCache>>,
 }
 
 impl FinalizerOptions {
@@ -221,6 +251,7 @@ impl FinalizerOptions {
             config: cfg.finalizer.clone(),
             voice: cfg.recordings.clone(),
             webhook_wake: None,
+            locations: None,
         }
     }
 }
@@ -398,6 +429,8 @@ impl Finalizer {
         if let Some(sp) = &spool {
             tasks.spawn(drain(writer.clone(), sp.clone(), opts.config.clone(), drain_wake.clone(), cancel.clone()));
         }
+        let locations = opts.locations.clone().unwrap_or_default();
+        tasks.spawn(refresh_locations(writer.store.clone(), locations.clone(), cancel.clone()));
         let sp = spool.clone();
         tasks.spawn(async move {
             loop {
@@ -408,7 +441,8 @@ impl Finalizer {
                         match rx.recv().await { Some(j) => j, None => break }
                     }
                 };
-                let w = build(&job.result, &opts.rules, &opts.recycle);
+                let mut w = build(&job.result, &opts.rules, &opts.recycle);
+                locate(&mut w, &locations);
                 let res = match &sp {
                     Some(sp) => finalize_spooled(&writer, sp, &drain_wake, w, opts.config.write_ahead).await,
                     None => finalize_direct(&writer, w).await,
