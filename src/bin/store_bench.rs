@@ -46,6 +46,9 @@ struct Args {
     /// Query samples.
     #[arg(long, default_value_t = 400)]
     queries: usize,
+    /// `query_records` samples per single filter (0: skip that part).
+    #[arg(long, default_value_t = 100)]
+    filter_queries: usize,
     /// Random (v4) record ids instead of the finalizer's time-ordered ones,
     /// to measure what the ordering is worth.
     #[arg(long)]
@@ -56,6 +59,7 @@ struct Args {
 }
 
 const USER: &str = "bench-user";
+const BENCH_TAG: &str = "bench-tag";
 
 /// A small deterministic generator (splitmix64): the same seed gives the
 /// same filters on every backend.
@@ -402,6 +406,21 @@ async fn main() -> Result<()> {
         s.create_task(&task(&tid)).await?;
         let t0 = Instant::now();
         bulk_records(&s, &tid, a.records).await?;
+        // One record in ten tagged, for the tags filter.
+        let now = voxdial::store::now_str();
+        sqlx::query(s.sql(
+            "INSERT INTO taggables (taggable_id, taggable_type, tag_id, created_at, updated_at) \
+             SELECT id, 'record', ?, ?, ? FROM records WHERE task_id = ? AND score % 10 = 3",
+        ))
+        .bind(BENCH_TAG)
+        .bind(now.clone())
+        .bind(now)
+        .bind(tid.clone())
+        .execute(s.pool())
+        .await?;
+        if s.backend() == Backend::Postgres {
+            sqlx::query("VACUUM ANALYZE taggables").execute(s.pool()).await?;
+        }
         let have = s.count("SELECT COUNT(*) FROM records WHERE task_id = ?", &tid).await?;
         println!("query setup: {have} records in one task in {:.1} s", t0.elapsed().as_secs_f64());
         let filt = "task_id = ? AND score BETWEEN ? AND ? AND bill BETWEEN ? AND ? AND rounds BETWEEN ? AND ? AND calldate BETWEEN ? AND ?";
@@ -485,6 +504,67 @@ async fn main() -> Result<()> {
                 v.last().copied().unwrap_or(0.0)
             );
         }
+        if a.filter_queries > 0 {
+            per_filter(&s, &tid, a.filter_queries, a.seed).await?;
+        }
+    }
+    Ok(())
+}
+
+/// `Store::query_records` (the endpoint's store call: page and exact count)
+/// with one filter at a time, as the UI sends them, p50/p99 per filter.
+async fn per_filter(s: &Store, tid: &str, n: usize, seed: u64) -> Result<()> {
+    println!("query_records per filter, {n} samples each (page 1–20 of 15):");
+    let mut rng = Rng(seed ^ 0x5eed);
+    for kind in ["none", "levels", "bills", "rounds", "window", "keyword", "tags", "all"] {
+        let mut v = Vec::with_capacity(n);
+        let mut hits = 0_i64;
+        for i in 0..n + 5 {
+            let lo = rng.range(0, 80);
+            let b = rng.range(0, 120);
+            let r = rng.range(0, 6);
+            let d = rng.range(0, 75);
+            let mut f = RecordFilter {
+                task_id: tid.to_string(),
+                page: rng.range(1, 20),
+                per_page: 15,
+                ..RecordFilter::default()
+            };
+            let window = |f: &mut RecordFilter, rng: &mut Rng| {
+                f.start_at = Some(date(d) + " 00:00:00");
+                f.end_at = Some(date(d + rng.range(1, 14)) + " 23:59:59");
+            };
+            match kind {
+                "levels" => f.levels = vec![(lo, lo + rng.range(10, 40))],
+                "bills" => f.bill_ms = Some((b * 1000, (b + rng.range(30, 180)) * 1000)),
+                "rounds" => f.rounds = Some((r, r + rng.range(2, 10))),
+                "window" => window(&mut f, &mut rng),
+                // A 7-digit prefix of the callee: ~10,000 of 1M records.
+                "keyword" => f.keyword = Some(format!("1380{:03}", rng.range(0, 99))),
+                "tags" => f.tags = vec![BENCH_TAG.to_string()],
+                "all" => {
+                    f.levels = vec![(lo, lo + rng.range(10, 40))];
+                    f.bill_ms = Some((b * 1000, (b + rng.range(30, 180)) * 1000));
+                    f.rounds = Some((r, r + rng.range(2, 10)));
+                    window(&mut f, &mut rng);
+                }
+                _ => {}
+            }
+            let t0 = Instant::now();
+            let (_, total) = s.query_records(&f).await?;
+            if i >= 5 {
+                v.push(t0.elapsed().as_secs_f64() * 1e3);
+                hits += total;
+            }
+        }
+        v.sort_by(f64::total_cmp);
+        println!(
+            "  {kind:<8} mean total {:>7.0}  p50 {:>7.2} ms  p99 {:>7.2} ms  max {:>7.2} ms",
+            hits as f64 / n.max(1) as f64,
+            pct(&v, 0.5),
+            pct(&v, 0.99),
+            v.last().copied().unwrap_or(0.0)
+        );
     }
     Ok(())
 }
