@@ -46,12 +46,20 @@ struct Args {
     /// Query samples.
     #[arg(long, default_value_t = 400)]
     queries: usize,
+    /// `query_records` samples per single filter (0: skip that part).
+    #[arg(long, default_value_t = 100)]
+    filter_queries: usize,
+    /// Random (v4) record ids instead of the finalizer's time-ordered ones,
+    /// to measure what the ordering is worth.
+    #[arg(long)]
+    random_record_ids: bool,
     /// Random seed.
     #[arg(long, default_value_t = 42)]
     seed: u64,
 }
 
 const USER: &str = "bench-user";
+const BENCH_TAG: &str = "bench-tag";
 
 /// A small deterministic generator (splitmix64): the same seed gives the
 /// same filters on every backend.
@@ -128,7 +136,7 @@ async fn bulk_ledger(s: &Store, calls: &[CallWrite]) -> Result<()> {
     Ok(())
 }
 
-fn call(task_id: &str, number_id: i64, number: &str, i: usize) -> CallWrite {
+fn call(task_id: &str, number_id: i64, number: &str, i: usize, random_id: bool) -> CallWrite {
     let callid = uuid::Uuid::new_v4().to_string();
     CallWrite {
         callid: callid.clone(),
@@ -157,7 +165,7 @@ fn call(task_id: &str, number_id: i64, number: &str, i: usize) -> CallWrite {
         city_id: 3201,
         operator: 2,
         record: Some(RecordWrite {
-            id: uuid::Uuid::new_v4().to_string(),
+            id: if random_id { uuid::Uuid::new_v4().to_string() } else { voxdial::store::call::time_ordered_id() },
             score: (i % 100) as i64,
             level_id: Some("1:level-a".into()),
             level_name: Some("A级".into()),
@@ -198,7 +206,10 @@ fn call(task_id: &str, number_id: i64, number: &str, i: usize) -> CallWrite {
 /// Write `calls` from `concurrency` tasks, `batch` per write (1: write_call).
 async fn insert_run(s: &Store, calls: Vec<CallWrite>, batch: usize, concurrency: usize) -> Result<(usize, Duration)> {
     let n = calls.len();
-    let chunks: Vec<Vec<CallWrite>> = calls.chunks(batch.max(1)).map(<[CallWrite]>::to_vec).collect();
+    // Reversed, so that pop() hands out the calls in the order they were
+    // built (and their time-ordered record ids were taken), as calls ending
+    // one after the other would reach the store.
+    let chunks: Vec<Vec<CallWrite>> = calls.chunks(batch.max(1)).rev().map(<[CallWrite]>::to_vec).collect();
     let queue = std::sync::Arc::new(std::sync::Mutex::new(chunks));
     let t0 = Instant::now();
     let mut handles = Vec::new();
@@ -231,34 +242,42 @@ async fn insert_run(s: &Store, calls: Vec<CallWrite>, batch: usize, concurrency:
 }
 
 /// Fill `task_id` with `n` records straight in SQL (setup, not measured):
-/// calldate uniform over 90 days, score 0–100, bill 0–300 s (in ms),
-/// rounds 0–20, callee 1380000000x.
+/// calldate spread evenly over 90 days and inserted in calldate order, with
+/// time-ordered ids (as the finalizer appends records as calls end), score
+/// 0–100, bill 0–300 s (in ms), rounds 0–20, callee 1380000000x.
 async fn bulk_records(s: &Store, task_id: &str, n: usize) -> Result<()> {
     // Pseudo-random but deterministic columns from the row number g.
     let cols = |g: &str| {
         (format!("(({g} * 7919) % 101)"), format!("((({g} * 104729) % 300001))"), format!("(({g} * 31) % 21)"))
     };
+    // Seconds after 2020-01-01 of row g: increasing with g, 90 days in all.
+    let secs = |g: &str| format!("((({g} - 1) * 7776000) / {})", n.max(1));
     match s.backend() {
         Backend::Postgres => {
             let (score, bill, rounds) = cols("g");
+            let s_ = secs("g");
             let q = format!(
                 "INSERT INTO records (id, task_id, user_id, group_id, callid, score, callee, duration, calldate, bill, rounds, level_name, created_at, updated_at) \
-                 SELECT md5(g::text || $1), $1, $2, 1, md5('c' || g::text || $1), {score}, '138' || lpad(g::text, 8, '0'), 0, \
-                 to_char(timestamp '2020-01-01' + ((g * 7777) % 7776000) * interval '1 second', 'YYYY-MM-DD HH24:MI:SS'), \
-                 {bill}, {rounds}, 'A级', '2020-01-01 00:00:00', '2020-01-01 00:00:00' FROM generate_series(1, $3) AS g"
+                 SELECT substr(h, 1, 8) || '-' || substr(h, 9, 4) || '-7' || substr(m, 1, 3) || '-8' || substr(m, 4, 3) || '-' || substr(m, 7, 12), \
+                 $1, $2, 1, md5('c' || g::text || $1), {score}, '138' || lpad(g::text, 8, '0'), 0, \
+                 to_char(timestamp '2020-01-01' + {s_} * interval '1 second', 'YYYY-MM-DD HH24:MI:SS'), \
+                 {bill}, {rounds}, 'A级', '2020-01-01 00:00:00', '2020-01-01 00:00:00' \
+                 FROM generate_series(1, $3) AS g, \
+                 LATERAL (SELECT lpad(to_hex(1577836800000 + {s_} * 1000 + g % 1000), 12, '0') AS h, md5(g::text || $1) AS m) AS v"
             );
             sqlx::query(sqlx::AssertSqlSafe(q)).bind(task_id).bind(USER).bind(n as i64).execute(s.pool()).await?;
             sqlx::query("VACUUM ANALYZE records").execute(s.pool()).await?;
         }
         Backend::MySql => {
             let (score, bill, rounds) = cols("seq");
+            let s_ = secs("seq");
             let step = 100_000;
             for lo in (1..=n).step_by(step) {
                 let hi = (lo + step - 1).min(n);
                 let q = format!(
                     "INSERT INTO records (id, task_id, user_id, group_id, callid, score, callee, duration, calldate, bill, rounds, level_name, created_at, updated_at) \
-                     SELECT MD5(CONCAT(seq, ?)), ?, ?, 1, MD5(CONCAT('c', seq, ?)), {score}, CONCAT('138', LPAD(seq, 8, '0')), 0, \
-                     DATE_FORMAT(TIMESTAMP '2020-01-01 00:00:00' + INTERVAL ((seq * 7777) % 7776000) SECOND, '%Y-%m-%d %H:%i:%s'), \
+                     SELECT CONCAT(LPAD(HEX({s_}), 12, '0'), '-', MD5(CONCAT(seq, ?))), ?, ?, 1, MD5(CONCAT('c', seq, ?)), {score}, CONCAT('138', LPAD(seq, 8, '0')), 0, \
+                     DATE_FORMAT(TIMESTAMP '2020-01-01 00:00:00' + INTERVAL {s_} SECOND, '%Y-%m-%d %H:%i:%s'), \
                      {bill}, {rounds}, 'A级', '2020-01-01 00:00:00', '2020-01-01 00:00:00' FROM seq_{lo}_to_{hi}"
                 );
                 sqlx::query(sqlx::AssertSqlSafe(q))
@@ -273,11 +292,12 @@ async fn bulk_records(s: &Store, task_id: &str, n: usize) -> Result<()> {
         }
         Backend::Sqlite => {
             let (score, bill, rounds) = cols("g");
+            let s_ = secs("g");
             let q = format!(
                 "WITH RECURSIVE seq(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM seq WHERE g < ?) \
                  INSERT INTO records (id, task_id, user_id, group_id, callid, score, callee, duration, calldate, bill, rounds, level_name, created_at, updated_at) \
-                 SELECT ? || '-' || g, ?, ?, 1, ? || '-c' || g, {score}, '138' || substr('00000000' || g, -8, 8), 0, \
-                 datetime('2020-01-01 00:00:00', '+' || ((g * 7777) % 7776000) || ' seconds'), \
+                 SELECT ? || '-' || substr('00000000' || g, -8, 8), ?, ?, 1, ? || '-c' || g, {score}, '138' || substr('00000000' || g, -8, 8), 0, \
+                 datetime('2020-01-01 00:00:00', '+' || {s_} || ' seconds'), \
                  {bill}, {rounds}, 'A级', '2020-01-01 00:00:00', '2020-01-01 00:00:00' FROM seq"
             );
             sqlx::query(sqlx::AssertSqlSafe(q))
@@ -355,8 +375,11 @@ async fn main() -> Result<()> {
             let tid = uuid::Uuid::new_v4().to_string();
             s.create_task(&task(&tid)).await?;
             let nums = bulk_numbers(&s, &tid, n).await?;
-            let calls: Vec<CallWrite> =
-                nums.iter().enumerate().map(|(i, (id, number))| call(&tid, *id, number, i)).collect();
+            let calls: Vec<CallWrite> = nums
+                .iter()
+                .enumerate()
+                .map(|(i, (id, number))| call(&tid, *id, number, i, a.random_record_ids))
+                .collect();
             bulk_ledger(&s, &calls).await?;
             let (c0, s0) = cpu_secs();
             let (w, el) = insert_run(&s, calls, batch, a.concurrency).await?;
@@ -383,6 +406,21 @@ async fn main() -> Result<()> {
         s.create_task(&task(&tid)).await?;
         let t0 = Instant::now();
         bulk_records(&s, &tid, a.records).await?;
+        // One record in ten tagged, for the tags filter.
+        let now = voxdial::store::now_str();
+        sqlx::query(s.sql(
+            "INSERT INTO taggables (taggable_id, taggable_type, tag_id, created_at, updated_at) \
+             SELECT id, 'record', ?, ?, ? FROM records WHERE task_id = ? AND score % 10 = 3",
+        ))
+        .bind(BENCH_TAG)
+        .bind(now.clone())
+        .bind(now)
+        .bind(tid.clone())
+        .execute(s.pool())
+        .await?;
+        if s.backend() == Backend::Postgres {
+            sqlx::query("VACUUM ANALYZE taggables").execute(s.pool()).await?;
+        }
         let have = s.count("SELECT COUNT(*) FROM records WHERE task_id = ?", &tid).await?;
         println!("query setup: {have} records in one task in {:.1} s", t0.elapsed().as_secs_f64());
         let filt = "task_id = ? AND score BETWEEN ? AND ? AND bill BETWEEN ? AND ? AND rounds BETWEEN ? AND ? AND calldate BETWEEN ? AND ?";
@@ -466,6 +504,67 @@ async fn main() -> Result<()> {
                 v.last().copied().unwrap_or(0.0)
             );
         }
+        if a.filter_queries > 0 {
+            per_filter(&s, &tid, a.filter_queries, a.seed).await?;
+        }
+    }
+    Ok(())
+}
+
+/// `Store::query_records` (the endpoint's store call: page and exact count)
+/// with one filter at a time, as the UI sends them, p50/p99 per filter.
+async fn per_filter(s: &Store, tid: &str, n: usize, seed: u64) -> Result<()> {
+    println!("query_records per filter, {n} samples each (page 1–20 of 15):");
+    let mut rng = Rng(seed ^ 0x5eed);
+    for kind in ["none", "levels", "bills", "rounds", "window", "keyword", "tags", "all"] {
+        let mut v = Vec::with_capacity(n);
+        let mut hits = 0_i64;
+        for i in 0..n + 5 {
+            let lo = rng.range(0, 80);
+            let b = rng.range(0, 120);
+            let r = rng.range(0, 6);
+            let d = rng.range(0, 75);
+            let mut f = RecordFilter {
+                task_id: tid.to_string(),
+                page: rng.range(1, 20),
+                per_page: 15,
+                ..RecordFilter::default()
+            };
+            let window = |f: &mut RecordFilter, rng: &mut Rng| {
+                f.start_at = Some(date(d) + " 00:00:00");
+                f.end_at = Some(date(d + rng.range(1, 14)) + " 23:59:59");
+            };
+            match kind {
+                "levels" => f.levels = vec![(lo, lo + rng.range(10, 40))],
+                "bills" => f.bill_ms = Some((b * 1000, (b + rng.range(30, 180)) * 1000)),
+                "rounds" => f.rounds = Some((r, r + rng.range(2, 10))),
+                "window" => window(&mut f, &mut rng),
+                // A 7-digit prefix of the callee: ~10,000 of 1M records.
+                "keyword" => f.keyword = Some(format!("1380{:03}", rng.range(0, 99))),
+                "tags" => f.tags = vec![BENCH_TAG.to_string()],
+                "all" => {
+                    f.levels = vec![(lo, lo + rng.range(10, 40))];
+                    f.bill_ms = Some((b * 1000, (b + rng.range(30, 180)) * 1000));
+                    f.rounds = Some((r, r + rng.range(2, 10)));
+                    window(&mut f, &mut rng);
+                }
+                _ => {}
+            }
+            let t0 = Instant::now();
+            let (_, total) = s.query_records(&f).await?;
+            if i >= 5 {
+                v.push(t0.elapsed().as_secs_f64() * 1e3);
+                hits += total;
+            }
+        }
+        v.sort_by(f64::total_cmp);
+        println!(
+            "  {kind:<8} mean total {:>7.0}  p50 {:>7.2} ms  p99 {:>7.2} ms  max {:>7.2} ms",
+            hits as f64 / n.max(1) as f64,
+            pct(&v, 0.5),
+            pct(&v, 0.99),
+            v.last().copied().unwrap_or(0.0)
+        );
     }
     Ok(())
 }

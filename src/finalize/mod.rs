@@ -124,7 +124,7 @@ pub fn build(r: &CallResult, rules: &StatusRules, recycle: &RecyclePolicy) -> Ca
             tags.extend(d.tags.iter().cloned());
         }
         Some(RecordWrite {
-            id: uuid::Uuid::new_v4().to_string(),
+            id: crate::store::call::time_ordered_id(),
             score: summary.score,
             level_id: summary.level_id.clone(),
             level_name: summary.level_name.clone(),

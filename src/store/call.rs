@@ -137,8 +137,8 @@ impl Store {
 
     /// The statements of [`Store::write_calls`] inside the caller's
     /// transaction: one statement per table for the whole batch (on
-    /// PostgreSQL the rows travel as one JSON parameter expanded by
-    /// `json_to_recordset`, which parses and plans far cheaper than a
+    /// PostgreSQL the rows travel as one `jsonb` parameter of arrays, see
+    /// [`Table::recordset`], which parses and plans far cheaper than a
     /// multi-row `VALUES` list of thousands of parameters).
     pub async fn write_calls_in(
         &self,
@@ -200,7 +200,7 @@ impl Store {
                 tags.push((r.id.clone(), "record", t));
             }
             for d in &r.details {
-                let did = detail_id();
+                let did = time_ordered_id();
                 for t in &d.tags {
                     tags.push((did.clone(), "record_detail", t));
                 }
@@ -368,16 +368,24 @@ impl Table {
         self.cols.iter().map(|(c, _)| *c).collect::<Vec<_>>().join(", ")
     }
 
-    /// `json_to_recordset(CAST(? AS json)) AS x(c0 type, …)`: the JSON
-    /// parameter's rows as a relation (keys are the positions, kept short).
+    /// `(SELECT e->>0 AS c0, (e->>1)::BIGINT AS c1, … FROM
+    /// jsonb_array_elements(CAST(? AS jsonb)) AS e) AS x`: the JSON
+    /// parameter's rows (arrays of the column values in order) as a relation.
+    /// Measured against `json_to_recordset` over objects: that parses the
+    /// text twice (`json` input, then the record set) and builds a hash of
+    /// the keys for every row, about a third of the server's time per call;
+    /// `jsonb` parses once and reads a field by position.
     fn recordset(&self) -> String {
         let defs: Vec<String> = self
             .cols
             .iter()
             .enumerate()
-            .map(|(i, (_, ty))| format!("c{i} {}", if matches!(ty, Ty::Int) { "BIGINT" } else { "TEXT" }))
+            .map(|(i, (_, ty))| match ty {
+                Ty::Int => format!("CAST(e->>{i} AS BIGINT) AS c{i}"),
+                Ty::Text => format!("e->>{i} AS c{i}"),
+            })
             .collect();
-        format!("json_to_recordset(CAST(? AS json)) AS x({})", defs.join(", "))
+        format!("(SELECT {} FROM jsonb_array_elements(CAST(? AS jsonb)) AS e) AS x", defs.join(", "))
     }
 }
 
@@ -637,16 +645,18 @@ fn bind_rows(q: AnyQuery, rows: &[Vec<V>]) -> AnyQuery {
     rows.iter().fold(q, |q, row| bind_row(q, row))
 }
 
-/// `[{"c0": …, "c1": …}, …]` for [`Table::recordset`], written straight
-/// into one string (no intermediate JSON values: this runs for every row).
+/// `[[c0, c1, …], …]` for [`Table::recordset`], written straight into one
+/// string (no intermediate JSON values: this runs for every row).
 fn json_rows(rows: &[Vec<V>]) -> String {
     use std::fmt::Write as _;
-    let mut out = String::with_capacity(rows.iter().map(|r| r.len() * 24).sum::<usize>() + 2);
+    let mut out = String::with_capacity(rows.iter().map(|r| r.len() * 20).sum::<usize>() + 2);
     out.push('[');
     for (ri, row) in rows.iter().enumerate() {
-        out.push_str(if ri == 0 { "{" } else { ",{" });
+        out.push_str(if ri == 0 { "[" } else { ",[" });
         for (i, v) in row.iter().enumerate() {
-            let _ = write!(out, "{}\"c{i}\":", if i == 0 { "" } else { "," });
+            if i > 0 {
+                out.push(',');
+            }
             match v {
                 V::I(Some(n)) => {
                     let _ = write!(out, "{n}");
@@ -655,7 +665,7 @@ fn json_rows(rows: &[Vec<V>]) -> String {
                 V::I(None) | V::S(None) => out.push_str("null"),
             }
         }
-        out.push('}');
+        out.push(']');
     }
     out.push(']');
     out
@@ -678,10 +688,11 @@ fn json_str(out: &mut String, s: &str) {
     out.push('"');
 }
 
-/// A detail row id: a UUID whose leading bits are the time (version 7), so
-/// new rows go to the right edge of the primary-key index instead of a
-/// random page each (measured: 40 % less server time for the detail rows).
-fn detail_id() -> String {
+/// A row id for records and detail rows: a UUID whose leading bits are the
+/// time (version 7), so new rows go to the right edge of the primary-key
+/// (and `record_details (record_id, sequence)`) index instead of a random
+/// page each (measured: 40 % less server time for the detail rows).
+pub fn time_ordered_id() -> String {
     let ms = u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or_default();
     let rand = uuid::Uuid::new_v4().into_bytes();
     let mut bytes = [0_u8; 10];
@@ -771,20 +782,14 @@ mod tests {
             vec![V::S(Some("")), V::I(Some(i64::MAX)), V::I(Some(0)), V::S(Some("x"))],
         ];
         let v: serde_json::Value = serde_json::from_str(&json_rows(&rows)).expect("valid JSON");
-        assert_eq!(
-            v,
-            serde_json::json!([
-                {"c0": text, "c1": -42, "c2": null, "c3": null},
-                {"c0": "", "c1": i64::MAX, "c2": 0, "c3": "x"}
-            ])
-        );
+        assert_eq!(v, serde_json::json!([[text, -42, null, null], ["", i64::MAX, 0, "x"]]));
     }
 
     #[test]
     fn detail_ids_are_time_ordered_uuids() {
-        let a = detail_id();
+        let a = time_ordered_id();
         std::thread::sleep(std::time::Duration::from_millis(2));
-        let b = detail_id();
+        let b = time_ordered_id();
         assert!(a < b, "{a} !< {b}");
         assert_eq!(uuid::Uuid::parse_str(&a).expect("uuid").get_version_num(), 7);
     }
