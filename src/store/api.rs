@@ -1109,42 +1109,6 @@ impl Store {
         }
         Ok(rows)
     }
-
-    /// Insert one batch of imported numbers in one transaction. Each row is
-    /// `(line, number, operator, blacklisted, variables JSON)`; returns the
-    /// lines that were duplicates (already in the task).
-    pub async fn insert_number_batch(
-        &self,
-        task_id: &str,
-        rows: &[(u64, String, i64, bool, Option<String>)],
-    ) -> Result<Vec<u64>, StoreError> {
-        let now = now_str();
-        let q = format!(
-            "{} INTO autodialer_number (task_id, number, operator, is_blacklist, variables, next_attempt_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?){}",
-            self.insert_ignore(),
-            self.on_conflict_nothing()
-        );
-        let mut dups = Vec::new();
-        let mut tx = self.begin_write().await?;
-        for (line, number, operator, bl, vars) in rows {
-            let r = sqlx::query(self.sql(&q))
-                .bind(task_id)
-                .bind(number)
-                .bind(*operator)
-                .bind(i64::from(*bl))
-                .bind(vars.clone())
-                .bind("")
-                .bind(&now)
-                .bind(&now)
-                .execute(&mut *tx)
-                .await?;
-            if r.rows_affected() == 0 {
-                dups.push(*line);
-            }
-        }
-        tx.commit().await?;
-        Ok(dups)
-    }
 }
 
 /// Tables whose rows belong to one account (`user_id`) and are deleted by id.
