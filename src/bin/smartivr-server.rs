@@ -29,7 +29,11 @@ struct Args {
     /// `fsync` (before every reply, group commit) or `write`.
     #[arg(long, default_value = "fsync")]
     durability: String,
-    /// Tokio worker threads (0 = one per core).
+    /// `current`: one thread runs HTTP, sessions and the writers' tasks (no
+    /// hand-offs between tokio workers); `multi`: a work-stealing pool.
+    #[arg(long, default_value = "current")]
+    runtime: String,
+    /// Worker threads of the `multi` runtime (0 = one per core).
     #[arg(long, default_value_t = 0)]
     workers: usize,
 }
@@ -37,10 +41,15 @@ struct Args {
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
-    let mut rt = tokio::runtime::Builder::new_multi_thread();
-    if args.workers > 0 {
-        rt.worker_threads(args.workers);
-    }
+    let mut rt = if args.runtime == "multi" {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        if args.workers > 0 {
+            b.worker_threads(args.workers);
+        }
+        b
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
     rt.enable_all().build()?.block_on(run(args))
 }
 
