@@ -106,7 +106,8 @@ impl SmartivrState {
         cfg: SmartivrConfig,
         cancel: CancellationToken,
     ) -> Result<SmartivrState, ApiError> {
-        let (journal, recovered) = Journal::open(&cfg.journal_dir, &cfg.node_id, cfg.durability)?;
+        let (journal, recovered) =
+            Journal::open_with(&cfg.journal_dir, &cfg.node_id, cfg.durability, cfg.journal_writer)?;
         let script = match cfg.fallback_group {
             Some(g) => store.load_script(g).await?,
             None => Script::from_json(SAMPLE_SCRIPT).map_err(|e| StoreError::Invalid(format!("sample script: {e}")))?,

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
-use voxdial::api::{self, Durability, SmartivrConfig, SmartivrState};
+use voxdial::api::{self, Durability, SmartivrConfig, SmartivrState, WriterMode};
 use voxdial::dialogue::{Script, SAMPLE_SCRIPT};
 use voxdial::store::{Store, StoreError, Task};
 
@@ -33,6 +33,10 @@ struct Args {
     /// hand-offs between tokio workers); `multi`: a work-stealing pool.
     #[arg(long, default_value = "current")]
     runtime: String,
+    /// Journal writer: `thread`, or `inline` on the runtime (the default
+    /// with `--runtime current`).
+    #[arg(long)]
+    journal: Option<String>,
     /// Worker threads of the `multi` runtime (0 = one per core).
     #[arg(long, default_value_t = 0)]
     workers: usize,
@@ -94,7 +98,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
         "write" => Durability::Write,
         _ => Durability::Fsync,
     };
-    let cfg = SmartivrConfig { journal_dir: dir.join("journal"), durability, ..SmartivrConfig::default() };
+    let inline = match args.journal.as_deref() {
+        Some(j) => j == "inline",
+        None => args.runtime != "multi",
+    };
+    let journal_writer = if inline { WriterMode::Inline } else { WriterMode::Thread };
+    let cfg =
+        SmartivrConfig { journal_dir: dir.join("journal"), durability, journal_writer, ..SmartivrConfig::default() };
     let cancel = CancellationToken::new();
     let state = SmartivrState::start(store, cfg, cancel.clone()).await?;
     let listener = tokio::net::TcpListener::bind(&args.addr).await?;
