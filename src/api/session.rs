@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::journal::{self, EnterLine, Journal, LeaveInfo, Recovered};
 use super::{ApiError, SmartivrConfig};
-use crate::dialer::call::{self as dialer_call, ModuleTranscript};
+use crate::dialer::call::{ModuleCalls, ModuleTranscript};
 use crate::dialogue::smartivr::{drive, reply_for, step_of, Notify, Reply, Step};
 use crate::dialogue::{Action, Detail, Dialogue, Input, RobotAudio, Script, Summary, SAMPLE_SCRIPT};
 use crate::finalize::status::{HangupFacts, StatusRules};
@@ -80,6 +80,8 @@ struct Inner {
     /// Number lookups of `enter`s, answered in batches.
     lookups: tokio::sync::mpsc::UnboundedSender<Lookup>,
     fallback: Arc<TaskCtx>,
+    /// Calls this process's dialer placed; their call actors finalize them.
+    module_calls: ModuleCalls,
     tasks: Mutex<TaskCache>,
     shards: Vec<Shard>,
     hasher: RandomState,
@@ -101,9 +103,21 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl SmartivrState {
     /// Open the journal, finalize the calls an earlier run left open, and
     /// start the finalizer and the idle sweeper (both stop on `cancel`).
+    /// No dialer in this process: every call is finalized here.
     pub async fn start(
         store: Store,
         cfg: SmartivrConfig,
+        cancel: CancellationToken,
+    ) -> Result<SmartivrState, ApiError> {
+        Self::start_with(store, cfg, ModuleCalls::default(), cancel).await
+    }
+
+    /// [`SmartivrState::start`] beside a dialer sharing `module_calls`: the
+    /// calls it placed are handed to its call actors at `leave`.
+    pub async fn start_with(
+        store: Store,
+        cfg: SmartivrConfig,
+        module_calls: ModuleCalls,
         cancel: CancellationToken,
     ) -> Result<SmartivrState, ApiError> {
         let (journal, recovered) =
@@ -134,6 +148,7 @@ impl SmartivrState {
                 batch,
                 lookups,
                 fallback,
+                module_calls,
                 tasks: Mutex::new(HashMap::new()),
                 shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
                 hasher: RandomState::new(),
@@ -303,7 +318,7 @@ impl SmartivrState {
         let session = Session {
             journaled: d.details().len(),
             closing_sent: false,
-            dialer: dialer_call::module_entered(callid),
+            dialer: self.inner.module_calls.entered(callid),
             dialogue: d,
             ctx,
             enter,
@@ -420,7 +435,7 @@ impl SmartivrState {
     /// it, or else finalize it here.
     fn end_call(&self, enter: &EnterLine, dialer: bool, t: Box<ModuleTranscript>, info: Option<&LeaveInfo>) {
         let t = if dialer {
-            match dialer_call::hand_over(&enter.callid, t) {
+            match self.inner.module_calls.hand_over(&enter.callid, t) {
                 Ok(committed) => {
                     let (journal, callid) = (self.inner.journal.clone(), enter.callid.clone());
                     tokio::spawn(async move {
