@@ -4,8 +4,9 @@
 //!
 //! Why: a flow server answers ~9 requests per call; a DB transaction per
 //! request costs far more CPU than the 0.1 ms per call budget. Instead one
-//! writer thread appends whatever the handlers queued since its last pass in
-//! one `write` and, in [`Durability::Fsync`] mode, one `fdatasync` (group
+//! writer (a thread, or with [`WriterMode::Inline`] a task on the serving
+//! runtime) appends whatever the handlers queued since its last pass in one
+//! `write` and, in [`Durability::Fsync`] mode, one `fdatasync` (group
 //! commit), then wakes the handlers. The database rows are written once per
 //! call after `leave`, in batches (or by the dialer's call actor for calls
 //! it placed); a `done` line then marks the call
