@@ -262,9 +262,13 @@ pub async fn serve(cfg: Config, opts: ServeOptions) -> Result<(), DaemonError> {
     // Every node delivers callbacks; the outbox lease keeps nodes apart.
     let deliverer = Deliverer::start(store.clone(), cfg.webhook.clone(), bg_cancel.clone())?;
     // The REST API (and smartivr) serve until the background services stop.
-    let api = crate::api::rest::spawn(&cfg, store.clone(), opts.http.as_deref(), bg_cancel.clone())
-        .await
-        .map_err(|e| DaemonError::Api(e.to_string()))?;
+    // Dialer-placed calls whose conversation a smartivr module runs over the
+    // API's `POST /smartivr`: the endpoint hands them to their call actors.
+    let module_calls = crate::dialer::call::ModuleCalls::default();
+    let api =
+        crate::api::rest::spawn(&cfg, store.clone(), opts.http.as_deref(), module_calls.clone(), bg_cancel.clone())
+            .await
+            .map_err(|e| DaemonError::Api(e.to_string()))?;
     let Some(fs) = cfg.freeswitch.clone() else {
         tracing::info!("no [freeswitch] section: nothing to dial (API-only node)");
         health.esl.store(true, Ordering::Relaxed);
@@ -367,6 +371,7 @@ pub async fn serve(cfg: Config, opts: ServeOptions) -> Result<(), DaemonError> {
                         progress: p.clone(),
                         cancel: calls_cancel.child_token(),
                         cluster: cluster.clone(),
+                        module_calls: module_calls.clone(),
                     };
                     let id = uuid.clone();
                     progress.insert(uuid.clone(), p);

@@ -240,6 +240,7 @@ pub async fn run(opts: &DemoOptions) -> Result<DemoSummary, DemoError> {
         progress: progress.clone(),
         cancel: cancel.clone(),
         cluster: None,
+        module_calls: Default::default(),
     };
     let bar_task = opts.progress.then(|| spawn_progress(progress.clone(), opts.numbers as u64, cancel.clone()));
     let end = runner.run(&task_id).await;

@@ -196,10 +196,13 @@ async fn dialer_placed_module_call_is_finalized_once() {
         durability: Durability::Fsync,
         ..SmartivrConfig::default()
     };
-    let state = SmartivrState::start(rig.store.clone(), cfg, cancel.clone()).await.unwrap();
+    // The dialer and the endpoint share one registry of dialer-placed calls,
+    // as the daemon builds them.
+    let (runner, _c, progress) = rig.runner(common::no_limits(), common::no_recycle());
+    let state =
+        SmartivrState::start_with(rig.store.clone(), cfg, runner.module_calls.clone(), cancel.clone()).await.unwrap();
     tokio::spawn(api::serve_http(listener, state.clone(), cancel.clone()));
 
-    let (runner, _c, progress) = rig.runner(common::no_limits(), common::no_recycle());
     assert_eq!(runner.run(&task).await.unwrap(), RunEnd::Completed);
     assert_eq!(state.live(), 0, "every module call left the flow");
     // The actor's finalization wrote every record: none was a duplicate of

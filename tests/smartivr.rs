@@ -13,7 +13,7 @@ use sqlx::Row;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
-use voxdial::api::{self, Durability, SmartivrConfig, SmartivrState};
+use voxdial::api::{self, Durability, SmartivrConfig, SmartivrState, WriterMode};
 use voxdial::dialogue::smartivr::ReplyOptions;
 use voxdial::dialogue::{Script, SAMPLE_SCRIPT};
 use voxdial::store::{Store, Task};
@@ -49,9 +49,14 @@ async fn store_with_task(dir: &Path, numbers: &[(&str, &str)]) -> Store {
 }
 
 async fn start(dir: &Path, store: Store) -> Server {
+    start_with(dir, store, WriterMode::Thread).await
+}
+
+async fn start_with(dir: &Path, store: Store, journal_writer: WriterMode) -> Server {
     let cfg = SmartivrConfig {
         journal_dir: dir.join("journal"),
         durability: Durability::Fsync,
+        journal_writer,
         reply: ReplyOptions { audio_root: "/audio".into(), ..ReplyOptions::default() },
         ..SmartivrConfig::default()
     };
@@ -316,13 +321,25 @@ async fn malformed_requests_get_a_clear_400() {
     srv.cancel.cancel();
 }
 
+/// Concurrent `enter`s share number lookups: each still gets its own name.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_calls_keep_their_own_state() {
+    concurrent_calls(WriterMode::Thread).await;
+}
+
+/// The same with the journal written inline on a `current_thread` runtime,
+/// as `smartivr-server` runs it.
+#[tokio::test]
+async fn concurrent_calls_with_the_inline_journal_writer() {
+    concurrent_calls(WriterMode::Inline).await;
+}
+
+async fn concurrent_calls(mode: WriterMode) {
     let dir = tempfile::tempdir().unwrap();
     let numbers: Vec<(String, String)> = (0..40).map(|i| (format!("1390000{i:04}"), format!("客户{i}"))).collect();
     let refs: Vec<(&str, &str)> = numbers.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
     let store = store_with_task(dir.path(), &refs).await;
-    let srv = start(dir.path(), store).await;
+    let srv = start_with(dir.path(), store, mode).await;
     let mut calls = Vec::new();
     for (i, (num, name)) in numbers.iter().cloned().enumerate() {
         let addr = srv.addr;

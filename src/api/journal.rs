@@ -4,8 +4,9 @@
 //!
 //! Why: a flow server answers ~9 requests per call; a DB transaction per
 //! request costs far more CPU than the 0.1 ms per call budget. Instead one
-//! writer thread appends whatever the handlers queued since its last pass in
-//! one `write` and, in [`Durability::Fsync`] mode, one `fdatasync` (group
+//! writer (a thread, or with [`WriterMode::Inline`] a task on the serving
+//! runtime) appends whatever the handlers queued since its last pass in one
+//! `write` and, in [`Durability::Fsync`] mode, one `fdatasync` (group
 //! commit), then wakes the handlers. The database rows are written once per
 //! call after `leave`, in batches (or by the dialer's call actor for calls
 //! it placed); a `done` line then marks the call
@@ -16,11 +17,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, Notify};
 
 use crate::dialogue::{Detail, Summary};
 
@@ -33,6 +34,22 @@ pub enum Durability {
     /// Written to the OS before the reply, `fdatasync` at most every 10 ms:
     /// survives a crash of voxdial, may lose the last 10 ms on a power loss.
     Write,
+}
+
+/// Who writes and syncs the journal.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WriterMode {
+    /// A dedicated thread; handlers hand it their lines and wait for its ack
+    /// (two thread wake-ups per request when idle).
+    #[default]
+    Thread,
+    /// A task on the caller's runtime, which writes and syncs inline once
+    /// the other ready tasks have queued their lines: no thread hand-off
+    /// per request. Blocks that runtime's thread during the `fdatasync`,
+    /// so only for a `current_thread` runtime that serves nothing else
+    /// latency-critical (the smartivr listener on its own runtime).
+    Inline,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -127,10 +144,64 @@ enum Msg {
     Done(Vec<String>),
 }
 
-/// Handle to the journal writer thread.
+/// Handle to the journal writer.
 #[derive(Clone)]
 pub struct Journal {
-    tx: mpsc::Sender<Msg>,
+    to: To,
+}
+
+#[derive(Clone)]
+enum To {
+    Thread(mpsc::Sender<Msg>),
+    Inline(Arc<Inline>),
+}
+
+/// The [`WriterMode::Inline`] writer's queue, shared by the handles. Its
+/// task holds it weakly and stops once the last handle is gone.
+struct Inline {
+    pending: Mutex<Pending>,
+    kick: Arc<Notify>,
+}
+
+impl Drop for Inline {
+    fn drop(&mut self) {
+        self.kick.notify_one();
+    }
+}
+
+#[derive(Default)]
+struct Pending {
+    buf: Vec<u8>,
+    opens: Vec<String>,
+    done: Vec<String>,
+    /// Lines in `buf` wait for their sync (not only `done` marks).
+    acked: bool,
+    batch: Arc<Batch>,
+}
+
+/// One inline commit: its outcome, set once, and its waiters.
+#[derive(Default)]
+struct Batch {
+    result: OnceLock<Result<(), String>>,
+    notify: Notify,
+}
+
+impl Batch {
+    async fn wait(&self) -> Result<(), String> {
+        loop {
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(r) = self.result.get() {
+                return r.clone();
+            }
+            notified.await;
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 const SEGMENT_BYTES: u64 = 64 << 20;
@@ -160,6 +231,17 @@ impl Journal {
     /// return the calls not yet marked done, and start the writer on a new
     /// segment.
     pub fn open(dir: &Path, node: &str, durability: Durability) -> Result<(Journal, Vec<Recovered>), JournalError> {
+        Self::open_with(dir, node, durability, WriterMode::Thread)
+    }
+
+    /// [`Journal::open`] with the writer of `mode`; [`WriterMode::Inline`]
+    /// must be called within a tokio runtime.
+    pub fn open_with(
+        dir: &Path,
+        node: &str,
+        durability: Durability,
+        mode: WriterMode,
+    ) -> Result<(Journal, Vec<Recovered>), JournalError> {
         fs::create_dir_all(dir).map_err(|e| JournalError::Io { path: dir.display().to_string(), source: e })?;
         let segs = list_segments(dir, node)?;
         let mut calls: HashMap<String, (u64, Recovered)> = HashMap::new();
@@ -207,31 +289,65 @@ impl Journal {
             w.open(id, seq);
         }
         w.collect_garbage();
+        if mode == WriterMode::Inline {
+            let inline = Arc::new(Inline { pending: Mutex::new(Pending::default()), kick: Arc::new(Notify::new()) });
+            tokio::spawn(w.run_inline(Arc::downgrade(&inline), inline.kick.clone()));
+            return Ok((Journal { to: To::Inline(inline) }, recovered));
+        }
         let (tx, rx) = mpsc::channel();
         std::thread::Builder::new()
             .name("smartivr-journal".into())
             .spawn(move || w.run(rx))
             .map_err(|e| JournalError::Io { path: dir.display().to_string(), source: e })?;
-        Ok((Journal { tx }, recovered))
+        Ok((Journal { to: To::Thread(tx) }, recovered))
     }
 
     /// Append `buf` (whole lines); resolves once it is recorded per the
     /// journal's [`Durability`]. `open`: this buffer starts call `open`.
     pub async fn append(&self, buf: Vec<u8>, open: Option<String>) -> Result<(), JournalError> {
-        let (ack, rx) = oneshot::channel();
-        self.tx.send(Msg::Append { buf, open, ack }).map_err(|_| JournalError::Stopped)?;
-        rx.await.map_err(|_| JournalError::Stopped)?.map_err(JournalError::Write)
+        match &self.to {
+            To::Thread(tx) => {
+                let (ack, rx) = oneshot::channel();
+                tx.send(Msg::Append { buf, open, ack }).map_err(|_| JournalError::Stopped)?;
+                rx.await.map_err(|_| JournalError::Stopped)?.map_err(JournalError::Write)
+            }
+            To::Inline(inl) => {
+                let batch = {
+                    let mut p = lock(&inl.pending);
+                    p.buf.extend_from_slice(&buf);
+                    p.opens.extend(open);
+                    p.acked = true;
+                    p.batch.clone()
+                };
+                inl.kick.notify_one();
+                batch.wait().await.map_err(JournalError::Write)
+            }
+        }
     }
 
     /// The call is in the database: its journal lines may go.
     pub fn done(&self, callid: String) {
-        let _ = self.tx.send(Msg::Done(vec![callid]));
+        self.done_many(vec![callid]);
     }
 
     /// [`Journal::done`] for many calls in one message.
     pub fn done_many(&self, callids: Vec<String>) {
-        if !callids.is_empty() {
-            let _ = self.tx.send(Msg::Done(callids));
+        if callids.is_empty() {
+            return;
+        }
+        match &self.to {
+            To::Thread(tx) => {
+                let _ = tx.send(Msg::Done(callids));
+            }
+            To::Inline(inl) => {
+                let mut p = lock(&inl.pending);
+                for id in &callids {
+                    push_line(&mut p.buf, &LineOut::Done { callid: id });
+                }
+                p.done.extend(callids);
+                drop(p);
+                inl.kick.notify_one();
+            }
         }
     }
 }
@@ -374,25 +490,68 @@ impl Writer {
                 }
                 next = rx.try_recv().ok();
             }
-            // `done` lines alone need no fsync: if lost, the call is
-            // finalized again at start, which is idempotent.
-            let res = self.flush(&buf, !acks.is_empty());
+            let res = self.commit(&buf, !acks.is_empty(), &mut done);
             buf.clear();
             for a in acks.drain(..) {
                 let _ = a.send(res.clone());
             }
-            if !done.is_empty() {
-                for id in done.drain(..) {
-                    self.close(&id);
-                }
-                if self.size >= SEGMENT_BYTES {
-                    if let Err(e) = self.rotate() {
-                        tracing::error!("journal rotation failed: {e}");
-                    }
-                } else {
-                    self.collect_garbage();
-                }
+        }
+        let _ = self.file.sync_data();
+    }
+
+    /// Write `buf`, sync it if `acked` (someone waits for it) per the
+    /// durability, then drop the `done` calls' claim on their segments.
+    /// `done` lines alone need no fsync: if lost, the call is finalized
+    /// again at start, which is idempotent.
+    fn commit(&mut self, buf: &[u8], acked: bool, done: &mut Vec<String>) -> Result<(), String> {
+        let res = self.flush(buf, acked);
+        if !done.is_empty() {
+            for id in done.drain(..) {
+                self.close(&id);
             }
+            if self.size >= SEGMENT_BYTES {
+                if let Err(e) = self.rotate() {
+                    tracing::error!("journal rotation failed: {e}");
+                }
+            } else {
+                self.collect_garbage();
+            }
+        }
+        res
+    }
+
+    /// The [`WriterMode::Inline`] writer: woken by a handle, it first yields
+    /// once so that every task already runnable queues its lines, then
+    /// writes and syncs them all inline (group commit without a thread).
+    async fn run_inline(mut self, pending: std::sync::Weak<Inline>, kick: Arc<Notify>) {
+        let mut buf: Vec<u8> = Vec::with_capacity(1 << 16);
+        let mut done: Vec<String> = Vec::new();
+        loop {
+            if self.dirty {
+                let left = Duration::from_millis(10).saturating_sub(self.last_sync.elapsed());
+                let _ = tokio::time::timeout(left, kick.notified()).await;
+            } else {
+                kick.notified().await;
+            }
+            tokio::task::yield_now().await;
+            let Some(inl) = pending.upgrade() else { break };
+            let (batch, acked) = {
+                let mut p = lock(&inl.pending);
+                std::mem::swap(&mut buf, &mut p.buf);
+                for id in p.opens.drain(..) {
+                    let seq = self.seq;
+                    self.open(id, seq);
+                }
+                // Their `done` lines are in `buf` already, in call order.
+                done.append(&mut p.done);
+                let acked = std::mem::take(&mut p.acked);
+                (std::mem::take(&mut p.batch), acked)
+            };
+            drop(inl);
+            let res = self.commit(&buf, acked, &mut done);
+            buf.clear();
+            let _ = batch.result.set(res);
+            batch.notify.notify_waiters();
         }
         let _ = self.file.sync_data();
     }
@@ -466,9 +625,18 @@ mod tests {
 
     #[tokio::test]
     async fn open_calls_are_recovered_and_done_calls_dropped() {
+        recovered_and_dropped(WriterMode::Thread).await;
+    }
+
+    #[tokio::test]
+    async fn inline_writer_recovers_and_drops_the_same() {
+        recovered_and_dropped(WriterMode::Inline).await;
+    }
+
+    async fn recovered_and_dropped(mode: WriterMode) {
         let dir = tempfile::tempdir().unwrap();
         {
-            let (j, rec) = Journal::open(dir.path(), "n1", Durability::Fsync).unwrap();
+            let (j, rec) = Journal::open_with(dir.path(), "n1", Durability::Fsync, mode).unwrap();
             assert!(rec.is_empty());
             for id in ["a", "b"] {
                 let mut buf = Vec::new();
@@ -492,16 +660,53 @@ mod tests {
 
     #[tokio::test]
     async fn finished_segments_are_deleted() {
+        segments_deleted(WriterMode::Thread).await;
+    }
+
+    #[tokio::test]
+    async fn inline_writer_deletes_finished_segments() {
+        segments_deleted(WriterMode::Inline).await;
+    }
+
+    /// Many appenders at once: each gets its ack, all lines are on disk.
+    #[tokio::test]
+    async fn inline_writer_group_commits_concurrent_appends() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let (j, _) = Journal::open(dir.path(), "n", Durability::Fsync).unwrap();
+            let (j, _) = Journal::open_with(dir.path(), "g", Durability::Fsync, WriterMode::Inline).unwrap();
+            let mut tasks = Vec::new();
+            for i in 0..200 {
+                let j = j.clone();
+                tasks.push(tokio::spawn(async move {
+                    let id = format!("c{i}");
+                    let mut buf = Vec::new();
+                    enter_line(&mut buf, &enter(&id));
+                    j.append(buf, Some(id.clone())).await.unwrap();
+                    let mut buf = Vec::new();
+                    turn_line(&mut buf, &id, &detail(1));
+                    j.append(buf, None).await.unwrap();
+                }));
+            }
+            for t in tasks {
+                t.await.unwrap();
+            }
+        }
+        let (_j, rec) = Journal::open(dir.path(), "g", Durability::Fsync).unwrap();
+        assert_eq!(rec.len(), 200);
+        assert!(rec.iter().all(|r| r.details.len() == 1));
+    }
+
+    async fn segments_deleted(mode: WriterMode) {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (j, _) = Journal::open_with(dir.path(), "n", Durability::Fsync, mode).unwrap();
             let mut buf = Vec::new();
             enter_line(&mut buf, &enter("a"));
             j.append(buf, Some("a".into())).await.unwrap();
             j.done("a".into());
             j.append(Vec::new(), None).await.unwrap();
         }
-        let (j, rec) = Journal::open(dir.path(), "n", Durability::Fsync).unwrap();
+        let (j, rec) = Journal::open_with(dir.path(), "n", Durability::Fsync, mode).unwrap();
         assert!(rec.is_empty());
         j.append(Vec::new(), None).await.unwrap();
         let segs = list_segments(dir.path(), "n").unwrap();

@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 use crate::dialogue::smartivr::{Notify, NotifyError, Reply, ReplyOptions};
 use crate::store::StoreError;
 
-pub use journal::{Durability, Journal, JournalError};
+pub use journal::{Durability, Journal, JournalError, WriterMode};
 pub use session::SmartivrState;
 
 /// Settings of the smartivr endpoint.
@@ -39,6 +39,9 @@ pub struct SmartivrConfig {
     pub node_id: String,
     pub journal_dir: PathBuf,
     pub durability: Durability,
+    /// A writer thread, or inline on the runtime serving the endpoint (only
+    /// for a `current_thread` runtime of its own).
+    pub journal_writer: WriterMode,
     /// Script group used when `flowid` names no task; `None`: the sample script.
     pub fallback_group: Option<i64>,
     /// Owner of records of calls whose `flowid` names no task.
@@ -56,6 +59,7 @@ impl Default for SmartivrConfig {
             node_id: "node1".into(),
             journal_dir: PathBuf::from("voxdial-data/journal"),
             durability: Durability::Fsync,
+            journal_writer: WriterMode::Thread,
             fallback_group: None,
             fallback_user: "smartivr".into(),
             max_sessions: 20_000,

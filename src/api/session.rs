@@ -8,11 +8,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sqlx::Row;
+use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 use super::journal::{self, EnterLine, Journal, LeaveInfo, Recovered};
 use super::{ApiError, SmartivrConfig};
-use crate::dialer::call::{self as dialer_call, ModuleTranscript};
+use crate::dialer::call::{ModuleCalls, ModuleTranscript};
 use crate::dialogue::smartivr::{drive, reply_for, step_of, Notify, Reply, Step};
 use crate::dialogue::{Action, Detail, Dialogue, Input, RobotAudio, Script, Summary, SAMPLE_SCRIPT};
 use crate::finalize::status::{HangupFacts, StatusRules};
@@ -49,6 +50,16 @@ struct Session {
     last_seen: Instant,
 }
 
+/// A number's id, attempts so far and script variables.
+type NumberRow = (i64, i64, HashMap<String, String>);
+
+/// One `enter`'s number lookup.
+struct Lookup {
+    task_id: String,
+    number: String,
+    reply: oneshot::Sender<Option<NumberRow>>,
+}
+
 type Shard = Mutex<HashMap<String, Arc<Mutex<Session>>>>;
 /// flowid → when looked up, and the task (`None`: no such task).
 type TaskCache = HashMap<String, (Instant, Option<Arc<TaskCtx>>)>;
@@ -66,7 +77,11 @@ struct Inner {
     finalizer: Finalizer,
     /// Every other finished call, written in batches.
     batch: tokio::sync::mpsc::UnboundedSender<CallResult>,
+    /// Number lookups of `enter`s, answered in batches.
+    lookups: tokio::sync::mpsc::UnboundedSender<Lookup>,
     fallback: Arc<TaskCtx>,
+    /// Calls this process's dialer placed; their call actors finalize them.
+    module_calls: ModuleCalls,
     tasks: Mutex<TaskCache>,
     shards: Vec<Shard>,
     hasher: RandomState,
@@ -88,12 +103,25 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl SmartivrState {
     /// Open the journal, finalize the calls an earlier run left open, and
     /// start the finalizer and the idle sweeper (both stop on `cancel`).
+    /// No dialer in this process: every call is finalized here.
     pub async fn start(
         store: Store,
         cfg: SmartivrConfig,
         cancel: CancellationToken,
     ) -> Result<SmartivrState, ApiError> {
-        let (journal, recovered) = Journal::open(&cfg.journal_dir, &cfg.node_id, cfg.durability)?;
+        Self::start_with(store, cfg, ModuleCalls::default(), cancel).await
+    }
+
+    /// [`SmartivrState::start`] beside a dialer sharing `module_calls`: the
+    /// calls it placed are handed to its call actors at `leave`.
+    pub async fn start_with(
+        store: Store,
+        cfg: SmartivrConfig,
+        module_calls: ModuleCalls,
+        cancel: CancellationToken,
+    ) -> Result<SmartivrState, ApiError> {
+        let (journal, recovered) =
+            Journal::open_with(&cfg.journal_dir, &cfg.node_id, cfg.durability, cfg.journal_writer)?;
         let script = match cfg.fallback_group {
             Some(g) => store.load_script(g).await?,
             None => Script::from_json(SAMPLE_SCRIPT).map_err(|e| StoreError::Invalid(format!("sample script: {e}")))?,
@@ -109,6 +137,8 @@ impl SmartivrState {
         let finalizer =
             Finalizer::start(store.clone(), StatusRules::default(), RecyclePolicy::default(), cancel.clone());
         let (batch, batch_rx) = tokio::sync::mpsc::unbounded_channel();
+        let (lookups, lookup_rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(lookup_numbers(store.clone(), lookup_rx));
         let st = SmartivrState {
             inner: Arc::new(Inner {
                 cfg,
@@ -116,7 +146,9 @@ impl SmartivrState {
                 journal,
                 finalizer,
                 batch,
+                lookups,
                 fallback,
+                module_calls,
                 tasks: Mutex::new(HashMap::new()),
                 shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
                 hasher: RandomState::new(),
@@ -234,30 +266,14 @@ impl SmartivrState {
         })
     }
 
-    /// The number's row: id, attempts so far and script variables.
-    async fn number_row(&self, task_id: &str, number: &str) -> Option<(i64, i64, HashMap<String, String>)> {
-        let store = &self.inner.store;
-        let r = sqlx::query(
-            store.sql("SELECT id, attempts, variables FROM autodialer_number WHERE task_id = ? AND number = ?"),
-        )
-        .bind(task_id)
-        .bind(number)
-        .fetch_optional(store.pool())
-        .await;
-        match r {
-            Ok(Some(r)) => {
-                let id: i64 = r.try_get("id").ok()?;
-                let attempts: i64 = r.try_get("attempts").unwrap_or(0);
-                let vars: Option<String> = r.try_get("variables").ok().flatten();
-                let vars = vars.and_then(|v| serde_json::from_str(&v).ok()).unwrap_or_default();
-                Some((id, attempts, vars))
-            }
-            Ok(None) => None,
-            Err(e) => {
-                tracing::warn!(task_id, "number lookup failed: {e}");
-                None
-            }
-        }
+    /// The number's row: id, attempts so far and script variables. Looked
+    /// up by [`lookup_numbers`] together with the other `enter`s queued
+    /// meanwhile.
+    async fn number_row(&self, task_id: &str, number: &str) -> Option<NumberRow> {
+        let (reply, rx) = oneshot::channel();
+        let l = Lookup { task_id: task_id.to_string(), number: number.to_string(), reply };
+        self.inner.lookups.send(l).ok()?;
+        rx.await.ok().flatten()
     }
 
     async fn enter(&self, n: &Notify) -> Reply {
@@ -302,7 +318,7 @@ impl SmartivrState {
         let session = Session {
             journaled: d.details().len(),
             closing_sent: false,
-            dialer: dialer_call::module_entered(callid),
+            dialer: self.inner.module_calls.entered(callid),
             dialogue: d,
             ctx,
             enter,
@@ -419,7 +435,7 @@ impl SmartivrState {
     /// it, or else finalize it here.
     fn end_call(&self, enter: &EnterLine, dialer: bool, t: Box<ModuleTranscript>, info: Option<&LeaveInfo>) {
         let t = if dialer {
-            match dialer_call::hand_over(&enter.callid, t) {
+            match self.inner.module_calls.hand_over(&enter.callid, t) {
                 Ok(committed) => {
                     let (journal, callid) = (self.inner.journal.clone(), enter.callid.clone());
                     tokio::spawn(async move {
@@ -583,6 +599,67 @@ impl SmartivrState {
             self.end_call(&enter, dialer, Box::new(ModuleTranscript { summary, details }), None);
         }
     }
+}
+
+/// Answers number lookups: everything queued while the previous query ran
+/// goes into one `SELECT … WHERE task_id = ? AND number IN (…)` per task, so
+/// concurrent `enter`s share a database round trip (each one is a hand-off
+/// to the SQLite worker thread and back). Stops when the state is dropped.
+async fn lookup_numbers(store: Store, mut rx: tokio::sync::mpsc::UnboundedReceiver<Lookup>) {
+    const MAX: usize = 256;
+    let mut reqs: Vec<Lookup> = Vec::with_capacity(MAX);
+    let mut by_task: HashMap<String, Vec<Lookup>> = HashMap::new();
+    while rx.recv_many(&mut reqs, MAX).await > 0 {
+        for l in reqs.drain(..) {
+            match by_task.get_mut(&l.task_id) {
+                Some(v) => v.push(l),
+                None => {
+                    by_task.insert(l.task_id.clone(), vec![l]);
+                }
+            }
+        }
+        for (task_id, group) in by_task.drain() {
+            let mut numbers: Vec<&str> = group.iter().map(|l| l.number.as_str()).collect();
+            numbers.sort_unstable();
+            numbers.dedup();
+            let rows = number_rows(&store, &task_id, &numbers).await;
+            for l in group {
+                let _ = l.reply.send(rows.get(&l.number).cloned());
+            }
+        }
+    }
+}
+
+/// The rows of `numbers` (distinct, at least one) in task `task_id`; empty
+/// on a database error (the calls go on without the number's variables).
+async fn number_rows(store: &Store, task_id: &str, numbers: &[&str]) -> HashMap<String, NumberRow> {
+    // The list is padded to a power of two (repeating the last number) so
+    // that a few statement texts serve every batch size from the cache.
+    let slots = numbers.len().next_power_of_two();
+    let q = format!(
+        "SELECT id, attempts, variables, number FROM autodialer_number WHERE task_id = ? AND number IN ({})",
+        crate::store::api::placeholders(slots)
+    );
+    let mut query = sqlx::query(store.sql(&q)).bind(task_id);
+    for i in 0..slots {
+        query = query.bind(numbers[i.min(numbers.len() - 1)]);
+    }
+    let mut out = HashMap::with_capacity(numbers.len());
+    match query.fetch_all(store.pool()).await {
+        Ok(rows) => {
+            for r in rows {
+                let (Ok(id), Ok(number)) = (r.try_get::<i64, _>("id"), r.try_get::<String, _>("number")) else {
+                    continue;
+                };
+                let attempts: i64 = r.try_get("attempts").unwrap_or(0);
+                let vars: Option<String> = r.try_get("variables").ok().flatten();
+                let vars = vars.and_then(|v| serde_json::from_str(&v).ok()).unwrap_or_default();
+                out.insert(number, (id, attempts, vars));
+            }
+        }
+        Err(e) => tracing::warn!(task_id, numbers = numbers.len(), "number lookup failed: {e}"),
+    }
+    out
 }
 
 /// A call's result from its journal metadata and transcript.

@@ -97,6 +97,7 @@ async fn main() -> Result<()> {
         progress: progress.clone(),
         cancel: cancel.clone(),
         cluster: None,
+        module_calls: Default::default(),
     };
     let cpu0 = voxdial::benchutil::cpu_secs("self");
     let start = Instant::now();

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
-use voxdial::api::{self, Durability, SmartivrConfig, SmartivrState};
+use voxdial::api::{self, Durability, SmartivrConfig, SmartivrState, WriterMode};
 use voxdial::dialogue::{Script, SAMPLE_SCRIPT};
 use voxdial::store::{Store, StoreError, Task};
 
@@ -29,7 +29,15 @@ struct Args {
     /// `fsync` (before every reply, group commit) or `write`.
     #[arg(long, default_value = "fsync")]
     durability: String,
-    /// Tokio worker threads (0 = one per core).
+    /// `current`: one thread runs HTTP, sessions and the writers' tasks (no
+    /// hand-offs between tokio workers); `multi`: a work-stealing pool.
+    #[arg(long, default_value = "current")]
+    runtime: String,
+    /// Journal writer: `thread`, or `inline` on the runtime (the default
+    /// with `--runtime current`).
+    #[arg(long)]
+    journal: Option<String>,
+    /// Worker threads of the `multi` runtime (0 = one per core).
     #[arg(long, default_value_t = 0)]
     workers: usize,
 }
@@ -37,10 +45,15 @@ struct Args {
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
-    let mut rt = tokio::runtime::Builder::new_multi_thread();
-    if args.workers > 0 {
-        rt.worker_threads(args.workers);
-    }
+    let mut rt = if args.runtime == "multi" {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        if args.workers > 0 {
+            b.worker_threads(args.workers);
+        }
+        b
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
     rt.enable_all().build()?.block_on(run(args))
 }
 
@@ -85,7 +98,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
         "write" => Durability::Write,
         _ => Durability::Fsync,
     };
-    let cfg = SmartivrConfig { journal_dir: dir.join("journal"), durability, ..SmartivrConfig::default() };
+    let inline = match args.journal.as_deref() {
+        Some(j) => j == "inline",
+        None => args.runtime != "multi",
+    };
+    let journal_writer = if inline { WriterMode::Inline } else { WriterMode::Thread };
+    let cfg =
+        SmartivrConfig { journal_dir: dir.join("journal"), durability, journal_writer, ..SmartivrConfig::default() };
     let cancel = CancellationToken::new();
     let state = SmartivrState::start(store, cfg, cancel.clone()).await?;
     let listener = tokio::net::TcpListener::bind(&args.addr).await?;

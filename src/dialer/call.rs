@@ -3,7 +3,7 @@
 //! the result to the finalizer after CHANNEL_HANGUP_COMPLETE.
 
 use std::collections::HashMap;
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::oneshot;
@@ -56,6 +56,7 @@ const LEAVE_GRACE: Duration = Duration::from_secs(10);
 
 /// A call placed by this process whose conversation a smartivr module may
 /// run over `POST /smartivr` (the robot extension answers it, not a park).
+#[derive(Debug)]
 struct ModuleSlot {
     /// The module posted `enter` for this call id.
     entered: bool,
@@ -64,62 +65,77 @@ struct ModuleSlot {
     committed: Option<oneshot::Sender<()>>,
 }
 
-/// Calls of this process's dialer, by uuid. Both halves of a module call
-/// meet here — the transcript at `leave`, the channel's hangup in the actor —
-/// so the call is finalized once, by its actor, with both. Process-wide
-/// because the HTTP endpoint and the dialer are started independently;
-/// uuids are unique, so concurrent users never share a slot.
-static MODULE_CALLS: LazyLock<Mutex<HashMap<String, ModuleSlot>>> = LazyLock::new(|| Mutex::new(HashMap::new()));
-
-fn module_calls() -> std::sync::MutexGuard<'static, HashMap<String, ModuleSlot>> {
-    MODULE_CALLS.lock().unwrap_or_else(|p| p.into_inner())
+/// The calls this process's dialer placed, by uuid, shared between the
+/// dialer's call actors and the smartivr endpoint: both halves of a module
+/// call meet here — the transcript at `leave`, the channel's hangup in the
+/// actor — so the call is finalized once, by its actor, with both. The
+/// daemon builds one and hands clones to the dialer and the endpoint; a
+/// fresh one (as in an endpoint with no dialer) never matches a call.
+#[derive(Debug, Clone, Default)]
+pub struct ModuleCalls {
+    slots: Arc<Mutex<HashMap<String, ModuleSlot>>>,
 }
 
-/// The smartivr endpoint saw `enter` for `callid`: `true` when this
-/// process's dialer placed the call, whose actor then finalizes it with the
-/// transcript [`hand_over`] delivers.
-pub fn module_entered(callid: &str) -> bool {
-    match module_calls().get_mut(callid) {
-        Some(s) if s.transcript.is_some() => {
-            s.entered = true;
-            true
-        }
-        _ => false,
+impl ModuleCalls {
+    fn slots(&self) -> std::sync::MutexGuard<'_, HashMap<String, ModuleSlot>> {
+        self.slots.lock().unwrap_or_else(|p| p.into_inner())
     }
-}
 
-/// Give a dialer-placed call's transcript to its actor. `Ok`: the actor
-/// finalizes it; the receiver resolves once that is durable (an error: it
-/// was not, keep the journal). `Err`: no actor waits for it (not placed
-/// here, or it gave up waiting); the caller finalizes it itself.
-pub fn hand_over(callid: &str, t: Box<ModuleTranscript>) -> Result<oneshot::Receiver<()>, Box<ModuleTranscript>> {
-    let mut calls = module_calls();
-    let Some(slot) = calls.get_mut(callid) else { return Err(t) };
-    let Some(tx) = slot.transcript.take() else { return Err(t) };
-    tx.send(t)?;
-    let (ctx, crx) = oneshot::channel();
-    slot.committed = Some(ctx);
-    Ok(crx)
-}
-
-/// The call's result was finalized (`ok`: durably): release its slot.
-pub fn settled(uuid: &str, ok: bool) {
-    if let Some(ctx) = module_calls().remove(uuid).and_then(|s| s.committed) {
-        if ok {
-            let _ = ctx.send(());
+    /// The smartivr endpoint saw `enter` for `callid`: `true` when this
+    /// process's dialer placed the call, whose actor then finalizes it with
+    /// the transcript [`ModuleCalls::hand_over`] delivers.
+    pub fn entered(&self, callid: &str) -> bool {
+        match self.slots().get_mut(callid) {
+            Some(s) if s.transcript.is_some() => {
+                s.entered = true;
+                true
+            }
+            _ => false,
         }
     }
-}
 
-fn place_module_call(uuid: &str) -> oneshot::Receiver<Box<ModuleTranscript>> {
-    let (tx, rx) = oneshot::channel();
-    module_calls().insert(uuid.to_string(), ModuleSlot { entered: false, transcript: Some(tx), committed: None });
-    rx
+    /// Give a dialer-placed call's transcript to its actor. `Ok`: the actor
+    /// finalizes it; the receiver resolves once that is durable (an error:
+    /// it was not, keep the journal). `Err`: no actor waits for it (not
+    /// placed here, or it gave up waiting); the caller finalizes it itself.
+    pub fn hand_over(
+        &self,
+        callid: &str,
+        t: Box<ModuleTranscript>,
+    ) -> Result<oneshot::Receiver<()>, Box<ModuleTranscript>> {
+        let mut calls = self.slots();
+        let Some(slot) = calls.get_mut(callid) else { return Err(t) };
+        let Some(tx) = slot.transcript.take() else { return Err(t) };
+        tx.send(t)?;
+        let (ctx, crx) = oneshot::channel();
+        slot.committed = Some(ctx);
+        Ok(crx)
+    }
+
+    /// The call's result was finalized (`ok`: durably): release its slot.
+    pub fn settled(&self, uuid: &str, ok: bool) {
+        if let Some(ctx) = self.slots().remove(uuid).and_then(|s| s.committed) {
+            if ok {
+                let _ = ctx.send(());
+            }
+        }
+    }
+
+    fn place(&self, uuid: &str) -> oneshot::Receiver<Box<ModuleTranscript>> {
+        let (tx, rx) = oneshot::channel();
+        self.slots().insert(uuid.to_string(), ModuleSlot { entered: false, transcript: Some(tx), committed: None });
+        rx
+    }
+
+    fn forget(&self, uuid: &str) {
+        self.slots().remove(uuid);
+    }
 }
 
 /// After the hangup: the module's transcript, waiting up to [`LEAVE_GRACE`]
 /// when a module entered the flow and has not left yet.
 async fn module_transcript(
+    calls: &ModuleCalls,
     uuid: &str,
     mut rx: oneshot::Receiver<Box<ModuleTranscript>>,
 ) -> Option<Box<ModuleTranscript>> {
@@ -127,10 +143,10 @@ async fn module_transcript(
         return Some(t);
     }
     let entered = {
-        let mut calls = module_calls();
-        let entered = calls.get(uuid).is_some_and(|s| s.entered);
+        let mut slots = calls.slots();
+        let entered = slots.get(uuid).is_some_and(|s| s.entered);
         if !entered {
-            calls.remove(uuid);
+            slots.remove(uuid);
         }
         entered
     };
@@ -144,7 +160,7 @@ async fn module_transcript(
             // A transcript sent between the timeout and the close still counts.
             let t = rx.try_recv().ok();
             if t.is_none() {
-                module_calls().remove(uuid);
+                calls.forget(uuid);
                 tracing::warn!(uuid, "smartivr module entered but sent no leave within {LEAVE_GRACE:?}; finalizing without its transcript");
             }
             t
@@ -220,7 +236,7 @@ pub fn transfer_command(uuid: &str, destination: &str) -> String {
 }
 
 /// Run one attempt to completion.
-pub async fn run(esl: EslClient, script: Arc<Script>, plan: CallPlan) -> CallResult {
+pub async fn run(esl: EslClient, script: Arc<Script>, plan: CallPlan, calls: &ModuleCalls) -> CallResult {
     let originated_ms = now_ms();
     let mut result = CallResult {
         uuid: plan.uuid.clone(),
@@ -237,12 +253,12 @@ pub async fn run(esl: EslClient, script: Arc<Script>, plan: CallPlan) -> CallRes
     };
     // Subscribe before the originate so no event of this uuid is missed.
     let mut events = esl.subscribe_call(&plan.uuid);
-    let module = place_module_call(&plan.uuid);
+    let module = calls.place(&plan.uuid);
     let job = match esl.bgapi(&format!("originate {}", plan.originate)).await {
         Ok(j) => j,
         Err(e) => {
             tracing::warn!(uuid = %plan.uuid, number = %crate::logging::mask_number(&plan.number), "originate not sent: {e}");
-            module_calls().remove(&plan.uuid);
+            calls.forget(&plan.uuid);
             result.facts.originate_error = Some("DESTINATION_OUT_OF_ORDER".into());
             result.hangup_ms = now_ms();
             return result;
@@ -456,7 +472,7 @@ pub async fn run(esl: EslClient, script: Arc<Script>, plan: CallPlan) -> CallRes
         let mut d = d;
         result.dialogue = Some((summary, d.take_details()));
     }
-    if let Some(t) = module_transcript(&plan.uuid, module).await {
+    if let Some(t) = module_transcript(calls, &plan.uuid, module).await {
         if result.dialogue.as_ref().is_some_and(|(_, d)| !d.is_empty()) {
             tracing::warn!(uuid = %plan.uuid, "call ran both an ESL dialogue and a smartivr module; keeping the ESL transcript");
         } else {

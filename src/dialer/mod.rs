@@ -263,6 +263,9 @@ pub struct TaskRunner {
     /// Cluster coordination (`[cluster] redis_url`): global `maximumcall`,
     /// task CPS and per-callee limits, and task control by pub/sub.
     pub cluster: Option<crate::cluster::Cluster>,
+    /// Calls whose conversation a smartivr module runs over this process's
+    /// `POST /smartivr`: shared with that endpoint (see [`call::ModuleCalls`]).
+    pub module_calls: call::ModuleCalls,
 }
 
 /// Why a task runner returned.
@@ -498,6 +501,7 @@ impl TaskRunner {
             let compliance = self.compliance.get();
             let node = dcfg.node_id.clone();
             let cluster = self.cluster.clone();
+            let module_calls = self.module_calls.clone();
             // The database round trips of this attempt happen in its own task
             // so that they do not hold up the pacing of the next one.
             calls.spawn(async move {
@@ -548,14 +552,14 @@ impl TaskRunner {
                 progress.originated.fetch_add(1, Ordering::Relaxed);
                 progress.in_flight.fetch_add(1, Ordering::Relaxed);
                 crate::metrics::originated(&num.task_id);
-                let result = call::run(esl, script, plan).await;
+                let result = call::run(esl, script, plan, &module_calls).await;
                 let _ = ended.send(Ended { overload: is_overload(&result.facts) });
                 let answered = result.facts.answered && result.answered_ms.is_some();
                 for us in result.dialogue.iter().flat_map(|(_, d)| d.iter().filter_map(|d| d.decision_us)) {
                     crate::metrics::decision_us(us);
                 }
                 let fin_res = fin.finalize(result).await;
-                call::settled(&uuid, fin_res.is_ok());
+                module_calls.settled(&uuid, fin_res.is_ok());
                 match fin_res {
                     Ok(w) => {
                         if w.record {

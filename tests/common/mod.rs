@@ -96,6 +96,7 @@ impl Rig {
             progress: progress.clone(),
             cancel: cancel.clone(),
             cluster: None,
+            module_calls: Default::default(),
         };
         (runner, cancel, progress)
     }

@@ -511,6 +511,7 @@ pub async fn spawn(
     cfg: &Config,
     store: Store,
     http: Option<&str>,
+    module_calls: crate::dialer::call::ModuleCalls,
     cancel: CancellationToken,
 ) -> Result<tokio::task::JoinHandle<Result<(), ApiError>>, ApiError> {
     let mut api = cfg.api.clone();
@@ -539,7 +540,7 @@ pub async fn spawn(
         journal_dir,
         ..crate::api::SmartivrConfig::default()
     };
-    match crate::api::SmartivrState::start(store, sconf, cancel.clone()).await {
+    match crate::api::SmartivrState::start_with(store, sconf, module_calls, cancel.clone()).await {
         Ok(sst) => app = app.merge(crate::api::smartivr_router(sst)),
         Err(e) => tracing::warn!("POST /smartivr disabled: {e}"),
     }
