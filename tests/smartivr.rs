@@ -253,7 +253,7 @@ async fn a_whole_call_is_answered_and_recorded() {
 
     let rec =
         sqlx::query(srv.store.sql(
-            "SELECT rounds, level_name, callee, bill, number_id, hangup_disposition FROM records WHERE callid = ?",
+            "SELECT rounds, level_name, callee, bill, number_id, hangup_disposition, operator FROM records WHERE callid = ?",
         ))
         .bind(id)
         .fetch_one(srv.store.pool())
@@ -265,6 +265,7 @@ async fn a_whole_call_is_answered_and_recorded() {
     assert_eq!(rec.try_get::<i64, _>("bill").unwrap(), 41_000);
     assert_eq!(rec.try_get::<Option<i64>, _>("hangup_disposition").unwrap(), Some(1));
     assert!(rec.try_get::<i64, _>("number_id").unwrap() > 0);
+    assert_eq!(rec.try_get::<i64, _>("operator").unwrap(), 1, "139 is 移动's segment");
     let n = sqlx::query(srv.store.sql("SELECT callid FROM autodialer_number WHERE number = ?"))
         .bind(num)
         .fetch_one(srv.store.pool())

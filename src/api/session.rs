@@ -475,6 +475,8 @@ impl SmartivrState {
         let (rules, recycle) = (StatusRules::default(), RecyclePolicy::default());
         let mut callbacks: HashMap<String, (Instant, bool)> = HashMap::new();
         let mut results: Vec<CallResult> = Vec::with_capacity(MAX_BATCH);
+        // Province / city / operator of each call, as the Finalizer does.
+        let locations = crate::location::LocationCache::default();
         loop {
             let n = tokio::select! {
                 n = rx.recv_many(&mut results, MAX_BATCH) => n,
@@ -509,7 +511,18 @@ impl SmartivrState {
             if batch.is_empty() {
                 continue;
             }
-            let writes: Vec<_> = batch.iter().map(|r| build(r, &rules, &recycle)).collect();
+            // Off the reply path: at most one version check per 5 s.
+            if let Err(e) = locations.table(&self.inner.store).await {
+                tracing::debug!(error = %e, "number-location data not (re)loaded");
+            }
+            let writes: Vec<_> = batch
+                .iter()
+                .map(|r| {
+                    let mut w = build(r, &rules, &recycle);
+                    crate::finalize::locate(&mut w, &locations);
+                    w
+                })
+                .collect();
             let mut delay = Duration::from_millis(100);
             loop {
                 match self.inner.store.write_calls(&writes).await {
