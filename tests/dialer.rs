@@ -16,18 +16,28 @@ use voxdial::sim::fate::{Fate, Persona};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pacing_holds_call_per_second() {
     let rig = Rig::new(mix(Fate::Busy), 10.0).await;
-    let nums = rig.numbers(41, 0);
+    // 4 s of dialling: one stall near the end cannot move the average 5 %.
+    let nums = rig.numbers(81, 0);
     let task = rig.task(&nums, 100, 20.0, 0).await;
     let (runner, _c, _p) = rig.runner(no_limits(), no_recycle());
     assert_eq!(runner.run(&task).await.expect("run"), RunEnd::Completed);
     let log = rig.sim.originate_log();
-    assert_eq!(log.len(), 41);
-    let span = (log[40].at_ms - log[0].at_ms) as f64 / 1000.0;
-    let cps = 40.0 / span;
+    assert_eq!(log.len(), 81);
+    let span = (log[80].at_ms - log[0].at_ms) as f64 / 1000.0;
+    let cps = 80.0 / span;
     assert!((cps - 20.0).abs() / 20.0 < 0.05, "achieved {cps:.2} cps for a target of 20");
-    // No two originates closer than the interval allows (small scheduler jitter).
-    let min_gap = log.windows(2).map(|w| w[1].at_ms - w[0].at_ms).min().unwrap_or(0);
-    assert!(min_gap >= 30, "burst: two originates {min_gap} ms apart at 20 cps");
+    // The pacer promises its share per second, not a minimum gap: a short
+    // stall (a claim, a busy database) is made up on the fixed schedule, so
+    // no 1-s window may hold more than 20 originates (+1 for the edge).
+    let mut most = 0;
+    let mut lo = 0;
+    for hi in 0..log.len() {
+        while log[hi].at_ms - log[lo].at_ms >= 1000 {
+            lo += 1;
+        }
+        most = most.max(hi - lo + 1);
+    }
+    assert!(most <= 21, "burst: {most} originates within one second at 20 cps");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
