@@ -28,7 +28,9 @@ async fn pacing_holds_call_per_second() {
     assert!((cps - 20.0).abs() / 20.0 < 0.05, "achieved {cps:.2} cps for a target of 20");
     // The pacer promises its share per second, not a minimum gap: a short
     // stall (a claim, a busy database) is made up on the fixed schedule, so
-    // no 1-s window may hold more than 20 originates (+1 for the edge).
+    // no 1-s window holds more than 20 slots, +1 for the window edge, +2 for
+    // jitter between a slot and its originate reaching the simulator, whose
+    // clock this is (as in tests/cluster.rs).
     let mut most = 0;
     let mut lo = 0;
     for hi in 0..log.len() {
@@ -37,7 +39,7 @@ async fn pacing_holds_call_per_second() {
         }
         most = most.max(hi - lo + 1);
     }
-    assert!(most <= 21, "burst: {most} originates within one second at 20 cps");
+    assert!(most <= 23, "burst: {most} originates within one second at 20 cps");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -476,7 +476,7 @@ impl SmartivrState {
         let mut callbacks: HashMap<String, (Instant, bool)> = HashMap::new();
         let mut results: Vec<CallResult> = Vec::with_capacity(MAX_BATCH);
         // Province / city / operator of each call, as the Finalizer does.
-        let locations = crate::location::LocationCache::default();
+        let locations = crate::location::LocationCache::read_only();
         loop {
             let n = tokio::select! {
                 n = rx.recv_many(&mut results, MAX_BATCH) => n,

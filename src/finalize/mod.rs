@@ -238,7 +238,7 @@ pub struct FinalizerOptions {
     /// Woken after a call with webhook events was written.
     pub webhook_wake: Option<Arc<Notify>>,
     /// Number-location data for the record's province / city / operator;
-    /// `None`: the finalizer keeps a cache of its own.
+    /// `None`: the finalizer keeps a read-only cache of its own.
     pub locations: Option<Arc<LocationCache>>,
 }
 
@@ -429,7 +429,7 @@ impl Finalizer {
         if let Some(sp) = &spool {
             tasks.spawn(drain(writer.clone(), sp.clone(), opts.config.clone(), drain_wake.clone(), cancel.clone()));
         }
-        let locations = opts.locations.clone().unwrap_or_default();
+        let locations = opts.locations.clone().unwrap_or_else(|| Arc::new(LocationCache::read_only()));
         tasks.spawn(refresh_locations(writer.store.clone(), locations.clone(), cancel.clone()));
         let sp = spool.clone();
         tasks.spawn(async move {

@@ -54,7 +54,7 @@ impl RegionIndex {
     }
 }
 
-async fn read_regions(store: &Store) -> Result<RegionIndex, LocationError> {
+pub async fn read_regions(store: &Store) -> Result<RegionIndex, LocationError> {
     let rows = sqlx::query("SELECT id, pid, city, area_code FROM regions").fetch_all(store.pool()).await?;
     let mut ix = RegionIndex::default();
     for r in &rows {

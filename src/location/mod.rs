@@ -169,7 +169,14 @@ impl LocationTable {
     /// Load from the database, creating the shipped provinces and
     /// area-code cities in `regions` first if they are missing.
     pub async fn load(store: &Store) -> Result<LocationTable, LocationError> {
-        let index = db::ensure_shipped_regions(store).await?;
+        Self::load_with(store, true).await
+    }
+
+    /// [`Self::load`]; with `create_regions` false it only reads (area
+    /// codes whose regions nobody created yet stay unknown until they are).
+    async fn load_with(store: &Store, create_regions: bool) -> Result<LocationTable, LocationError> {
+        let index =
+            if create_regions { db::ensure_shipped_regions(store).await? } else { db::read_regions(store).await? };
         let stamp = db::stamp(store).await?;
         let mut t = LocationTable { stamp, ..LocationTable::default() };
         for (code, province, city) in area_codes::AREA_CODES {
@@ -250,6 +257,9 @@ pub struct LocationCache {
     reload: tokio::sync::Mutex<()>,
     /// How long a table is used before the version row is checked again.
     pub check_every: Duration,
+    /// Create the shipped regions on first load (the API); the finalizer's
+    /// cache only reads, so starting it never takes a write lock.
+    create_regions: bool,
 }
 
 impl Default for LocationCache {
@@ -267,7 +277,18 @@ impl std::fmt::Debug for LocationCache {
 impl LocationCache {
     /// An empty cache; the first [`Self::table`] loads it.
     pub fn new(check_every: Duration) -> LocationCache {
-        LocationCache { current: RwLock::new(None), reload: tokio::sync::Mutex::new(()), check_every }
+        LocationCache {
+            current: RwLock::new(None),
+            reload: tokio::sync::Mutex::new(()),
+            check_every,
+            create_regions: true,
+        }
+    }
+
+    /// A cache that never writes: it uses the regions the API or `voxdial
+    /// location import` created and picks them up when their version bumps.
+    pub fn read_only() -> LocationCache {
+        LocationCache { create_regions: false, ..LocationCache::default() }
     }
 
     /// A cache loaded now.
@@ -311,7 +332,7 @@ impl LocationCache {
                 return Ok(t.clone());
             }
         }
-        let t = Arc::new(LocationTable::load(store).await?);
+        let t = Arc::new(LocationTable::load_with(store, self.create_regions).await?);
         self.set(t.clone());
         Ok(t)
     }
