@@ -5,7 +5,7 @@
 //! stored as `YYYY-MM-DD HH:MM:SS` strings exactly as the seeds show them, so
 //! every backend sorts and compares them the same way.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -696,42 +696,34 @@ impl Store {
             check_opt("autodialer_number", "variables", v.as_deref(), limits::TEXT)?;
             vars_json.push(v);
         }
-        let now = now_str();
         let mut report = ImportReport::default();
-        let q = format!(
-            "{} INTO autodialer_number (task_id, number, is_blacklist, variables, next_attempt_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?){}",
-            self.insert_ignore(),
-            self.on_conflict_nothing()
-        );
         for (chunk, vars_chunk) in rows.chunks(500).zip(vars_json.chunks(500)) {
-            let mut tx = self.begin_write().await?;
-            for ((number, _), vars_json) in chunk.iter().zip(vars_chunk) {
-                let bl = sqlx::query(self.sql("SELECT 1 AS x FROM blacklists WHERE user_id = ? AND number = ?"))
-                    .bind(&task.user_id)
-                    .bind(number)
-                    .fetch_optional(&mut *tx)
-                    .await?
-                    .is_some();
-                let r = sqlx::query(self.sql(&q))
-                    .bind(task_id)
-                    .bind(number)
-                    .bind(i64::from(bl))
-                    .bind(vars_json.clone())
-                    .bind("")
-                    .bind(&now)
-                    .bind(&now)
-                    .execute(&mut *tx)
-                    .await?;
-                if r.rows_affected() == 0 {
+            let mut batch = Vec::with_capacity(chunk.len());
+            for (line, ((number, _), variables)) in (0_u64..).zip(chunk.iter().zip(vars_chunk)) {
+                let blacklisted =
+                    sqlx::query(self.sql("SELECT 1 AS x FROM blacklists WHERE user_id = ? AND number = ?"))
+                        .bind(&task.user_id)
+                        .bind(number)
+                        .fetch_optional(&self.pool)
+                        .await?
+                        .is_some();
+                batch.push(number::NewNumber {
+                    line,
+                    number: number.clone(),
+                    location: crate::location::Location::default(),
+                    blacklisted,
+                    variables: variables.clone(),
+                });
+            }
+            let dups: HashSet<u64> = self.insert_numbers(task_id, &batch).await?.into_iter().collect();
+            for n in &batch {
+                if dups.contains(&n.line) {
                     report.duplicates += 1;
                 } else {
                     report.inserted += 1;
-                    if bl {
-                        report.blacklisted += 1;
-                    }
+                    report.blacklisted += u64::from(n.blacklisted);
                 }
             }
-            tx.commit().await?;
         }
         Ok(report)
     }
