@@ -1,10 +1,12 @@
 //! REST API benchmark: requests per second of `GET /v1/task/record_info` and
 //! latency percentiles of `POST v1/task/query_done_task_phones` with filters,
-//! on one task of N records (SQLite), over real loopback sockets with
-//! keep-alive connections.
+//! on one task of N records, over real loopback sockets with keep-alive
+//! connections.
 //!
-//! `cargo run --release --example api_bench -- [RECORDS] [SECONDS] [CONNECTIONS]`
-//! (defaults 1000000, 5, 16). Figures: docs/bench-api.md.
+//! `cargo run --release --example api_bench -- [RECORDS] [SECONDS] [CONNECTIONS] [DATABASE_URL]`
+//! (defaults 1000000, 5, 16, a temporary SQLite file). DATABASE_URL may be
+//! `postgres://…` (an empty scratch database: it is migrated and filled).
+//! Figures: docs/bench-api.md.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
@@ -16,7 +18,7 @@ use tokio::net::TcpStream;
 use voxdial::api::rest::{router, ApiConfig, RestState};
 use voxdial::dialogue::{Script, SAMPLE_SCRIPT};
 use voxdial::store::call::RecordWrite;
-use voxdial::store::{CallWrite, DetailWrite, Store, Task};
+use voxdial::store::{Backend, CallWrite, DetailWrite, Store, Task};
 
 /// A keep-alive HTTP/1.1 connection.
 struct Conn {
@@ -74,8 +76,10 @@ async fn main() {
     let secs: u64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(5);
     let conns: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(16);
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}/bench.db", dir.path().display());
+    let url = args.get(4).cloned().unwrap_or_else(|| format!("sqlite://{}/bench.db", dir.path().display()));
     let store = Store::open(&url).await.unwrap();
+    let pg = store.backend() == Backend::Postgres;
+    assert!(pg || store.backend() == Backend::Sqlite, "api_bench fills SQLite or PostgreSQL");
     let user = store.create_user("bench", None).await.unwrap();
     let token = store.create_api_token(&user, "bench", false).await.unwrap();
     let group = store.save_script(&user, &Script::from_json(SAMPLE_SCRIPT).unwrap()).await.unwrap();
@@ -94,30 +98,49 @@ async fn main() {
     // N records generated in SQL: scores 0–499, bills 0–120 s, rounds 0–9,
     // call dates over 100 days, callees 1380000000x; one in ten tagged.
     let g = |s: &str| format!("{group}:{s}");
-    sqlx::query(store.sql(
+    let fill = if pg {
+        // The same rows as the SQLite statement below.
+        "INSERT INTO records (id, task_id, user_id, group_id, callid, score, callee, caller_number, duration, level_id, level_name, calldate, bill, hangupcause, hangupdate, answerdate, recordfile, hangup_disposition, rounds, province_id, city_id, operator, created_at, updated_at) \
+         SELECT 'rec-' || lpad(x::text, 8, '0'), ?, ?, ?, 'call-' || lpad(x::text, 8, '0'), (x * 7919) % 500, '138' || lpad(x::text, 8, '0'), '300708', 60000, ?, 'B级(有意向)', \
+                '2020-' || lpad((1 + x % 3)::text, 2, '0') || '-' || lpad((1 + x % 28)::text, 2, '0') || ' ' || lpad((x % 24)::text, 2, '0') || ':' || lpad((x % 60)::text, 2, '0') || ':00', \
+                ((x * 104729) % 121) * 1000 + 250, 'NORMAL_CLEARING', \
+                '2020-01-01 00:00:00', '2020-01-01 00:00:00', '/rec/138' || lpad(x::text, 8, '0') || '.wav', 1 + x % 2, x % 10, 3, 12, 2, '2020-01-01 00:00:00', '2020-01-01 00:00:00' \
+         FROM generate_series(1, CAST(? AS BIGINT)) AS x"
+    } else {
         "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ?) \
          INSERT INTO records (id, task_id, user_id, group_id, callid, score, callee, caller_number, duration, level_id, level_name, calldate, bill, hangupcause, hangupdate, answerdate, recordfile, hangup_disposition, rounds, province_id, city_id, operator, created_at, updated_at) \
          SELECT printf('rec-%08d', x), ?, ?, ?, printf('call-%08d', x), (x * 7919) % 500, printf('138%08d', x), '300708', 60000, ?, 'B级(有意向)', \
                 printf('2020-%02d-%02d %02d:%02d:00', 1 + (x % 3), 1 + (x % 28), x % 24, x % 60), ((x * 104729) % 121) * 1000 + 250, 'NORMAL_CLEARING', \
-                '2020-01-01 00:00:00', '2020-01-01 00:00:00', printf('/rec/138%08d.wav', x), 1 + x % 2, x % 10, 3, 12, 2, '2020-01-01 00:00:00', '2020-01-01 00:00:00' FROM c",
-    ))
-    .bind(n)
-    .bind(&task)
-    .bind(&user)
-    .bind(group)
-    .bind(g("lv-b"))
-    .execute(store.pool())
-    .await
-    .unwrap();
+                '2020-01-01 00:00:00', '2020-01-01 00:00:00', printf('/rec/138%08d.wav', x), 1 + x % 2, x % 10, 3, 12, 2, '2020-01-01 00:00:00', '2020-01-01 00:00:00' FROM c"
+    };
+    let q = sqlx::query(store.sql(fill));
+    let q = if pg { q } else { q.bind(n) };
+    let q = q.bind(&task).bind(&user).bind(group).bind(g("lv-b"));
+    let q = if pg { q.bind(n) } else { q };
+    q.execute(store.pool()).await.unwrap();
     sqlx::query(store.sql(
-        "INSERT INTO taggables (taggable_id, taggable_type, tag_id, created_at, updated_at) SELECT id, 'record', ?, created_at, created_at FROM records WHERE task_id = ? AND (CAST(substr(id, 5) AS INTEGER) % 10) = 0",
+        "INSERT INTO taggables (taggable_id, taggable_type, tag_id, created_at, updated_at, task_id) SELECT id, 'record', ?, created_at, created_at, task_id FROM records WHERE task_id = ? AND (CAST(substr(id, 5) AS INTEGER) % 10) = 0",
     ))
     .bind(g("tag-busy"))
     .bind(&task)
     .execute(store.pool())
     .await
     .unwrap();
-    sqlx::query("ANALYZE").execute(store.pool()).await.unwrap();
+    // The write path keeps record_counts; the SQL fill above bypasses it.
+    sqlx::query(store.sql(
+        "INSERT INTO record_counts (task_id, bill_s, records) SELECT task_id, bill / 1000, COUNT(*) FROM records WHERE task_id = ? GROUP BY task_id, bill / 1000",
+    ))
+    .bind(&task)
+    .execute(store.pool())
+    .await
+    .unwrap();
+    if pg {
+        // As autovacuum would: statistics and the visibility map (index-only scans).
+        sqlx::query("VACUUM ANALYZE records").execute(store.pool()).await.unwrap();
+        sqlx::query("VACUUM ANALYZE taggables").execute(store.pool()).await.unwrap();
+    } else {
+        sqlx::query("ANALYZE").execute(store.pool()).await.unwrap();
+    }
     eprintln!("{n} records generated in {:.1} s", t0.elapsed().as_secs_f64());
     // One full call with detail rows for record_info.
     let rec = uuid::Uuid::new_v4().to_string();

@@ -404,7 +404,12 @@ async fn more_records(e: &Env) -> Vec<String> {
                     id: id.clone(),
                     score: i * 10,
                     rounds: i % 6,
-                    tags: if i % 5 == 0 { vec![format!("{}:tag-busy", a.group)] } else { vec![] },
+                    // i = 0, 10 have both tags.
+                    tags: match i % 10 {
+                        0 => vec![format!("{}:tag-busy", a.group), format!("{}:tag-vip", a.group)],
+                        5 => vec![format!("{}:tag-busy", a.group)],
+                        _ => vec![],
+                    },
                     ..RecordWrite::default()
                 }),
                 ..CallWrite::default()
@@ -442,6 +447,29 @@ async fn query_done_task_phones_applies_every_filter() {
         assert_eq!(total(&v), 3, "rounds 5: i = 5, 11, 17");
         let (_, v) = q(json!({"tags": [format!("{}:tag-busy", a.group)]})).await;
         assert_eq!(total(&v), 4);
+        let dates = |v: &Value| -> Vec<String> {
+            v["data"].as_array().unwrap().iter().map(|r| r["calldate"].as_str().unwrap().to_string()).collect()
+        };
+        assert_eq!(
+            dates(&v),
+            ["2020-03-16 10:00:00", "2020-03-11 10:00:00", "2020-03-06 10:00:00", "2020-03-01 10:00:00"],
+            "tagged records newest first"
+        );
+        // Any of several tags: a record with both counts once.
+        let (_, v) = q(json!({"tags": [format!("{}:tag-busy", a.group), format!("{}:tag-vip", a.group)]})).await;
+        assert_eq!((total(&v), v["data"].as_array().unwrap().len()), (4, 4));
+        let (_, v) = q(json!({"tags": [format!("{}:tag-vip", a.group)], "start_at": "2020-03-05 00:00:00"})).await;
+        assert_eq!((total(&v), dates(&v)), (1, vec!["2020-03-11 10:00:00".to_string()]));
+        let (_, v) = q(json!({"tags": [format!("{}:tag-busy", a.group)], "page": 2})).await;
+        assert_eq!((total(&v), v["data"].as_array().unwrap().len()), (4, 0), "past the last page");
+        // A number prefix matching these 20 records: pages in calldate order.
+        let (_, p1) = q(json!({"keyword": "1391"})).await;
+        let (_, p2) = q(json!({"keyword": "1391", "page": 2})).await;
+        assert_eq!(total(&p1), 20);
+        let mut both = dates(&p1);
+        both.extend(dates(&p2));
+        let want: Vec<String> = (1..=20).rev().map(|d| format!("2020-03-{d:02} 10:00:00")).collect();
+        assert_eq!(both, want);
         let (_, v) = q(json!({"start_at": "2020-03-05 00:00:00", "end_at": "2020-03-07"})).await;
         assert_eq!(total(&v), 3);
         let (_, v) = q(json!({"keyword": a.number})).await;

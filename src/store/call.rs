@@ -194,15 +194,16 @@ impl Store {
         let rows: Vec<Vec<V>> = recs.iter().map(|(c, r)| record_row(c, r, &now)).collect();
         self.insert_rows(tx, &RECORD, &rows, false, None).await?;
         let mut details: Vec<(&CallWrite, &RecordWrite, &DetailWrite, String, Option<String>)> = Vec::new();
-        let mut tags: Vec<(String, &'static str, &str)> = Vec::new();
+        // (taggable id, type, tag, the record's task: for records' tags only)
+        let mut tags: Vec<(String, &'static str, &str, Option<&str>)> = Vec::new();
         for (c, r) in &recs {
             for t in &r.tags {
-                tags.push((r.id.clone(), "record", t));
+                tags.push((r.id.clone(), "record", t, Some(&c.task_id)));
             }
             for d in &r.details {
                 let did = time_ordered_id();
                 for t in &d.tags {
-                    tags.push((did.clone(), "record_detail", t));
+                    tags.push((did.clone(), "record_detail", t, None));
                 }
                 details.push((c, r, d, did, robot_voice_json(&d.robot_voice)));
             }
@@ -212,8 +213,8 @@ impl Store {
         self.insert_rows(tx, &DETAIL, &rows, false, None).await?;
         let rows: Vec<Vec<V>> = tags
             .iter()
-            .map(|(id, kind, tag)| {
-                vec![V::S(Some(id)), V::S(Some(kind)), V::S(Some(tag)), V::S(Some(&now)), V::S(Some(&now))]
+            .map(|(id, kind, tag, task)| {
+                vec![V::S(Some(id)), V::S(Some(kind)), V::S(Some(tag)), V::S(Some(&now)), V::S(Some(&now)), V::S(*task)]
             })
             .collect();
         self.insert_rows(tx, &TAGGABLE, &rows, true, None).await?;
@@ -270,7 +271,57 @@ impl Store {
                 query.execute(&mut **tx).await?;
             }
         }
+
+        // 5. Record counts, last: they are the rows concurrent batches of
+        // one task share, so their locks are held only until the commit.
+        self.add_record_counts(tx, &recs).await?;
         Ok(written)
+    }
+
+    /// Add the batch's new records to `record_counts` (records per task and
+    /// talk-time second), in the same transaction as the records, so the
+    /// count stays exact and, like them, is written once per call id. The
+    /// API's unfiltered and `bills` totals read it instead of counting up to
+    /// a million index entries (migration 0011). Rows go in key order, so
+    /// two batches lock shared rows in the same order and never deadlock.
+    async fn add_record_counts(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        recs: &[(&CallWrite, &RecordWrite)],
+    ) -> Result<(), StoreError> {
+        let mut counts: std::collections::BTreeMap<(&str, i64), i64> = std::collections::BTreeMap::new();
+        for (c, _) in recs {
+            *counts.entry((c.task_id.as_str(), c.bill_ms.div_euclid(1000))).or_default() += 1;
+        }
+        if counts.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<Vec<V>> =
+            counts.iter().map(|((t, b), n)| vec![V::S(Some(t)), V::I(Some(*b)), V::I(Some(*n))]).collect();
+        let q = match self.backend {
+            Backend::Postgres => format!(
+                "INSERT INTO record_counts (task_id, bill_s, records) SELECT x.c0, x.c1, x.c2 FROM {} ORDER BY 1, 2 \
+                 ON CONFLICT (task_id, bill_s) DO UPDATE SET records = record_counts.records + EXCLUDED.records",
+                COUNTS.recordset()
+            ),
+            Backend::Sqlite => format!(
+                "INSERT INTO record_counts (task_id, bill_s, records) VALUES {} \
+                 ON CONFLICT (task_id, bill_s) DO UPDATE SET records = records + excluded.records",
+                value_rows(rows.len(), 3)
+            ),
+            Backend::MySql => format!(
+                "INSERT INTO record_counts (task_id, bill_s, records) VALUES {} \
+                 ON DUPLICATE KEY UPDATE records = records + VALUES(records)",
+                value_rows(rows.len(), 3)
+            ),
+        };
+        if self.backend == Backend::Postgres {
+            sqlx::query(self.sql(&q)).bind(json_rows(&rows)).execute(&mut **tx).await?;
+        } else {
+            // A batch has at most a few hundred distinct (task, second) pairs.
+            bind_rows(sqlx::query(self.sql(&q)), &rows).execute(&mut **tx).await?;
+        }
+        Ok(())
     }
 
     /// `INSERT` `rows` of `t` (`ignore`: skip rows violating a unique key;
@@ -584,9 +635,18 @@ fn detail_row<'a>(
     ]
 }
 
+/// `task_id` is set on records' tags only (the tags filter counts them by
+/// task, migration 0011).
 const TAGGABLE: Table = Table {
     table: "taggables",
-    cols: &[("taggable_id", T_), ("taggable_type", T_), ("tag_id", T_), ("created_at", T_), ("updated_at", T_)],
+    cols: &[
+        ("taggable_id", T_),
+        ("taggable_type", T_),
+        ("tag_id", T_),
+        ("created_at", T_),
+        ("updated_at", T_),
+        ("task_id", T_),
+    ],
 };
 
 /// The number row's columns set by a finished call; the first is the key.
@@ -624,6 +684,9 @@ fn number_row<'a>(c: &'a CallWrite, status: i64, status_str: &'a str, next: &'a 
         V::S(Some(next)),
     ]
 }
+
+/// Rows of `record_counts`: (task_id, bill second, records).
+const COUNTS: Table = Table { table: "record_counts", cols: &[("task_id", T_), ("bill_s", I_), ("records", I_)] };
 
 /// The ledger rows finalized by a batch, by origination uuid.
 const LEDGER: Table = Table { table: "dial_ledger", cols: &[("origination_uuid", T_)] };

@@ -1,0 +1,1 @@
+-- reserved: store-copy branch
