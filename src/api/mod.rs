@@ -43,7 +43,8 @@ pub struct SmartivrConfig {
     pub journal_dir: PathBuf,
     pub durability: Durability,
     /// A writer thread, or inline on the runtime serving the endpoint (only
-    /// for a `current_thread` runtime of its own).
+    /// for a `current_thread` runtime of its own). The daemon's listener
+    /// ([`front`]) always writes inline on its `smartivr-http` thread.
     pub journal_writer: WriterMode,
     /// Script group used when `flowid` names no task; `None`: the sample script.
     pub fallback_group: Option<i64>,
