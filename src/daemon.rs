@@ -261,7 +261,11 @@ pub async fn serve(cfg: Config, opts: ServeOptions) -> Result<(), DaemonError> {
     health.database.store(true, Ordering::Relaxed);
     // Every node delivers callbacks; the outbox lease keeps nodes apart.
     let deliverer = Deliverer::start(store.clone(), cfg.webhook.clone(), bg_cancel.clone())?;
-    // The REST API (and smartivr) serve until the background services stop.
+    // The REST API (and smartivr) serve until the background services stop:
+    // one listener, whose smartivr connections run on their own
+    // `current_thread` runtime with the inline journal writer (`api::front`,
+    // the setup `smartivr-server` measures); `api` resolves once both sides
+    // drained.
     // Dialer-placed calls whose conversation a smartivr module runs over the
     // API's `POST /smartivr`: the endpoint hands them to their call actors.
     let module_calls = crate::dialer::call::ModuleCalls::default();

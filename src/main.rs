@@ -243,6 +243,11 @@ enum ScriptCmd {
     },
 }
 
+/// mimalloc instead of glibc malloc: the request paths allocate many small,
+/// short-lived buffers (see docs/bench-smartivr.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn init_logs(format: &str, level: &str) {
     voxdial::logging::init(format, level);
 }

@@ -407,3 +407,64 @@ async fn calls_open_at_a_crash_are_finalized_from_the_journal() {
     assert_eq!(shape, vec![("enter", 1), ("asrmessage_notify", 2)]);
     srv2.cancel.cancel();
 }
+
+/// `voxdial serve` as shipped (API-only node): `POST /smartivr` on the
+/// daemon's HTTP listener, and the config's `[status_rules]` decide the
+/// status of a call the dialer did not place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_serves_smartivr_with_the_configured_status_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let (id, num) = ("call-daemon", "13900000001");
+    let store = store_with_task(dir.path(), &[(num, "王先生")]).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let cfg = dir.path().join("voxdial.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[database]\nurl = \"sqlite://{}\"\n\n[finalizer]\nspool_dir = \"{}\"\n\n[status_rules.by_cause]\nNORMAL_CLEARING = 9\n",
+            dir.path().join("v.db").display(),
+            dir.path().join("spool").display()
+        ),
+    )
+    .unwrap();
+    let log = dir.path().join("daemon.log");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_voxdial"))
+        .args(["serve", "--config", cfg.to_str().unwrap(), "--http", &format!("127.0.0.1:{port}")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let start = std::time::Instant::now();
+    while TcpStream::connect(addr).await.is_err() {
+        assert!(start.elapsed() < Duration::from_secs(20), "daemon never listened");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut c = Client::connect(addr).await;
+    let r = c.post(notify("enter", id, num, json!({}))).await;
+    assert!(r["after_params"]["prompt"][0].as_str().unwrap().contains("王先生"), "{r}");
+    c.post(notify("asrmessage_notify", id, num, said("1.可以;"))).await;
+    // Another route on the same keep-alive connection still reaches the API.
+    let (s, _) = c.raw("GET", "/healthz", b"").await;
+    assert_eq!(s, 200);
+    c.post(notify("leave", id, num, json!({"hangup_cause": "NORMAL_CLEARING", "duration": 12}))).await;
+    // A connection that starts with the REST API is served by it.
+    let mut rest = Client::connect(addr).await;
+    let (s, _) = rest.raw("GET", "/openapi.json", b"").await;
+    assert_eq!(s, 200);
+    let rows = wait_rows(&store, id).await;
+    assert_eq!(rows.len(), 2);
+    let status: i64 = sqlx::query_scalar(store.sql("SELECT status FROM autodialer_number WHERE number = ?"))
+        .bind(num)
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(
+        status,
+        9,
+        "[status_rules.by_cause] NORMAL_CLEARING = 9 applies; log:\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+}

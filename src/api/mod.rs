@@ -6,6 +6,7 @@
 //! transcript row is appended to the [`journal`] before the reply leaves, and
 //! the call's database rows are written once, after `leave`, in batches.
 
+pub mod front;
 pub mod import;
 pub mod journal;
 pub mod openapi;
@@ -26,6 +27,8 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use crate::dialogue::smartivr::{Notify, NotifyError, Reply, ReplyOptions};
+use crate::finalize::status::StatusRules;
+use crate::finalize::RecyclePolicy;
 use crate::store::StoreError;
 
 pub use journal::{Durability, Journal, JournalError, WriterMode};
@@ -40,7 +43,8 @@ pub struct SmartivrConfig {
     pub journal_dir: PathBuf,
     pub durability: Durability,
     /// A writer thread, or inline on the runtime serving the endpoint (only
-    /// for a `current_thread` runtime of its own).
+    /// for a `current_thread` runtime of its own). The daemon's listener
+    /// ([`front`]) always writes inline on its `smartivr-http` thread.
     pub journal_writer: WriterMode,
     /// Script group used when `flowid` names no task; `None`: the sample script.
     pub fallback_group: Option<i64>,
@@ -51,6 +55,12 @@ pub struct SmartivrConfig {
     /// A call not heard from for this long is finalized as it stands.
     pub idle_timeout_secs: u64,
     pub reply: ReplyOptions,
+    /// `[status_rules]` of the config: the status of calls finalized here
+    /// (the daemon passes its own; a configured override must apply to
+    /// smartivr calls as to dialled ones).
+    pub status_rules: StatusRules,
+    /// `[recycle]` of the config: which statuses are redialled, and when.
+    pub recycle: RecyclePolicy,
 }
 
 impl Default for SmartivrConfig {
@@ -65,6 +75,8 @@ impl Default for SmartivrConfig {
             max_sessions: 20_000,
             idle_timeout_secs: 600,
             reply: ReplyOptions::default(),
+            status_rules: StatusRules::default(),
+            recycle: RecyclePolicy::default(),
         }
     }
 }
@@ -131,10 +143,21 @@ fn bad_request(e: &NotifyError) -> Response {
 }
 
 async fn smartivr(State(st): State<SmartivrState>, body: Bytes) -> Response {
-    match Notify::parse(&body) {
+    answer(&st, &body).await
+}
+
+/// The reply to one `POST /smartivr` body.
+pub(crate) async fn answer(st: &SmartivrState, body: &[u8]) -> Response {
+    match Notify::parse(body) {
         Ok(n) => reply_response(&st.handle(n).await),
         Err(e) => bad_request(&e),
     }
+}
+
+/// A body that could not be read (too large, connection lost).
+pub(crate) fn bad_body(error: &str) -> Response {
+    let body = ErrorBody { error: error.to_string(), field: None };
+    json(StatusCode::BAD_REQUEST, serde_json::to_vec(&body).unwrap_or_default())
 }
 
 async fn healthz(State(st): State<SmartivrState>) -> Response {

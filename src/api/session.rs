@@ -16,8 +16,8 @@ use super::{ApiError, SmartivrConfig};
 use crate::dialer::call::{ModuleCalls, ModuleTranscript};
 use crate::dialogue::smartivr::{drive, reply_for, step_of, Notify, Reply, Step};
 use crate::dialogue::{Action, Detail, Dialogue, Input, RobotAudio, Script, Summary, SAMPLE_SCRIPT};
-use crate::finalize::status::{HangupFacts, StatusRules};
-use crate::finalize::{build, is_transient, CallResult, Finalizer, RecyclePolicy};
+use crate::finalize::status::HangupFacts;
+use crate::finalize::{build, is_transient, CallResult, Finalizer};
 use crate::store::{Store, StoreError};
 
 fn now_ms() -> i64 {
@@ -86,6 +86,8 @@ struct Inner {
     shards: Vec<Shard>,
     hasher: RandomState,
     live: AtomicUsize,
+    /// The batch writer, awaited by [`SmartivrState::stopped`].
+    writer: tokio_util::task::TaskTracker,
 }
 
 /// Shared state of the smartivr endpoint; cheap to clone.
@@ -134,8 +136,7 @@ impl SmartivrState {
             recycle_limit: 0,
             script: Arc::new(script),
         });
-        let finalizer =
-            Finalizer::start(store.clone(), StatusRules::default(), RecyclePolicy::default(), cancel.clone());
+        let finalizer = Finalizer::start(store.clone(), cfg.status_rules.clone(), cfg.recycle.clone(), cancel.clone());
         let (batch, batch_rx) = tokio::sync::mpsc::unbounded_channel();
         let (lookups, lookup_rx) = tokio::sync::mpsc::unbounded_channel();
         tokio::spawn(lookup_numbers(store.clone(), lookup_rx));
@@ -153,12 +154,14 @@ impl SmartivrState {
                 shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
                 hasher: RandomState::new(),
                 live: AtomicUsize::new(0),
+                writer: tokio_util::task::TaskTracker::new(),
             }),
         };
         if !recovered.is_empty() {
             tracing::warn!(calls = recovered.len(), "finalizing smartivr calls left open in the journal");
         }
-        tokio::spawn(st.clone().write_batches(batch_rx, cancel.clone()));
+        st.inner.writer.spawn(st.clone().write_batches(batch_rx, cancel.clone()));
+        st.inner.writer.close();
         for r in recovered {
             st.finalize_recovered(r);
         }
@@ -173,6 +176,14 @@ impl SmartivrState {
             }
         });
         Ok(st)
+    }
+
+    /// Resolves once the batch writer and the finalizer stopped (after
+    /// `cancel`, with what was queued written), so a runtime serving only
+    /// this endpoint may end.
+    pub async fn stopped(&self) {
+        self.inner.writer.wait().await;
+        self.inner.finalizer.stopped().await;
     }
 
     /// Live calls.
@@ -472,7 +483,7 @@ impl SmartivrState {
     /// events with their rows. Stops on `cancel` after what is queued.
     async fn write_batches(self, mut rx: tokio::sync::mpsc::UnboundedReceiver<CallResult>, cancel: CancellationToken) {
         const MAX_BATCH: usize = 512;
-        let (rules, recycle) = (StatusRules::default(), RecyclePolicy::default());
+        let (rules, recycle) = (&self.inner.cfg.status_rules, &self.inner.cfg.recycle);
         let mut callbacks: HashMap<String, (Instant, bool)> = HashMap::new();
         let mut results: Vec<CallResult> = Vec::with_capacity(MAX_BATCH);
         // Province / city / operator of each call, as the Finalizer does.
@@ -518,7 +529,7 @@ impl SmartivrState {
             let writes: Vec<_> = batch
                 .iter()
                 .map(|r| {
-                    let mut w = build(r, &rules, &recycle);
+                    let mut w = build(r, rules, recycle);
                     crate::finalize::locate(&mut w, &locations);
                     w
                 })

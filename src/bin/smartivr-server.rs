@@ -1,7 +1,14 @@
-//! Stand-alone smartivr flow server for the benchmark and manual tests: opens
-//! an SQLite store in a data directory, saves the sample script, creates a
-//! task (uuid `--task`, `bench` by default, which is the `flowid` the load
-//! harness sends), optionally imports numbers, and serves `POST /smartivr`.
+//! smartivr flow server for the benchmark and manual tests: opens an SQLite
+//! store in a data directory, saves the sample script, creates a task (uuid
+//! `--task`, `bench` by default, which is the `flowid` the load harness
+//! sends), optionally imports numbers, and serves `POST /smartivr`.
+//!
+//! By default it serves exactly as `voxdial serve` does: the daemon's HTTP
+//! listener (`api::rest::spawn`: REST API + `POST /smartivr`, smartivr
+//! connections on their own `current_thread` runtime with the inline journal
+//! writer) under a multi-thread main runtime, with the same allocator.
+//! `--standalone` serves only the endpoint, with the runtime and journal
+//! writer chosen by flags (for comparisons).
 //!
 //!     smartivr-server --addr 127.0.0.1:9999 --data /tmp/sivr --numbers 20000
 
@@ -11,8 +18,12 @@ use std::path::PathBuf;
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
 use voxdial::api::{self, Durability, SmartivrConfig, SmartivrState, WriterMode};
+use voxdial::dialer::call::ModuleCalls;
 use voxdial::dialogue::{Script, SAMPLE_SCRIPT};
 use voxdial::store::{Store, StoreError, Task};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
 struct Args {
@@ -26,7 +37,11 @@ struct Args {
     /// Import numbers `186%08d` for 0..N (the harness's numbers) with a name.
     #[arg(long, default_value_t = 0)]
     numbers: usize,
-    /// `fsync` (before every reply, group commit) or `write`.
+    /// Serve only `POST /smartivr` with `--runtime` / `--journal` /
+    /// `--durability` instead of the daemon's listener.
+    #[arg(long)]
+    standalone: bool,
+    /// `fsync` (before every reply, group commit) or `write` (`--standalone`).
     #[arg(long, default_value = "fsync")]
     durability: String,
     /// `current`: one thread runs HTTP, sessions and the writers' tasks (no
@@ -45,7 +60,7 @@ struct Args {
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
-    let mut rt = if args.runtime == "multi" {
+    let mut rt = if args.runtime == "multi" || !args.standalone {
         let mut b = tokio::runtime::Builder::new_multi_thread();
         if args.workers > 0 {
             b.worker_threads(args.workers);
@@ -94,6 +109,27 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
         Err(e) => return Err(e.into()),
     }
+    let cancel = CancellationToken::new();
+    let c = cancel.clone();
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        c.cancel();
+    });
+    if !args.standalone {
+        // The daemon's listener, as `voxdial serve` builds it.
+        let mut cfg = voxdial::config::Config::default();
+        cfg.database.url = format!("sqlite://{}", dir.join("voxdial.db").display());
+        cfg.finalizer.spool_dir = dir.join("spool").display().to_string();
+        eprintln!(
+            "smartivr-server pid {} on http://{}/smartivr (daemon listener, data {})",
+            std::process::id(),
+            args.addr,
+            dir.display()
+        );
+        let api = api::rest::spawn(&cfg, store, Some(&args.addr), ModuleCalls::default(), cancel).await?;
+        api.await??;
+        return Ok(());
+    }
     let durability = match args.durability.as_str() {
         "write" => Durability::Write,
         _ => Durability::Fsync,
@@ -105,7 +141,6 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let journal_writer = if inline { WriterMode::Inline } else { WriterMode::Thread };
     let cfg =
         SmartivrConfig { journal_dir: dir.join("journal"), durability, journal_writer, ..SmartivrConfig::default() };
-    let cancel = CancellationToken::new();
     let state = SmartivrState::start(store, cfg, cancel.clone()).await?;
     let listener = tokio::net::TcpListener::bind(&args.addr).await?;
     eprintln!(
@@ -114,11 +149,6 @@ async fn run(args: Args) -> anyhow::Result<()> {
         listener.local_addr()?,
         dir.display()
     );
-    let c = cancel.clone();
-    tokio::spawn(async move {
-        let _ = tokio::signal::ctrl_c().await;
-        c.cancel();
-    });
     api::serve_http(listener, state, cancel).await?;
     // Let the finalizer drain what is queued.
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;

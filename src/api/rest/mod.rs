@@ -531,25 +531,22 @@ pub async fn spawn(
     api.cluster = cfg.cluster.redis_url.as_ref().map(|_| cfg.cluster.clone());
     let roots = vec![PathBuf::from(&cfg.dialer.recordings_root), PathBuf::from(&cfg.dialer.audio_root)];
     let state = RestState::new(store.clone(), api, roots);
-    let mut app = router(state).route("/healthz", get(healthz));
+    let app = router(state).route("/healthz", get(healthz));
     // The smartivr flow protocol on the same listener; its turn journal sits
     // beside the finalizer's spool.
     let journal_dir = PathBuf::from(&cfg.finalizer.spool_dir).with_file_name("journal");
     let sconf = crate::api::SmartivrConfig {
         node_id: cfg.dialer.node_id.clone(),
         journal_dir,
+        status_rules: cfg.status_rules.clone(),
+        recycle: cfg.recycle.clone(),
         ..crate::api::SmartivrConfig::default()
     };
-    match crate::api::SmartivrState::start_with(store, sconf, module_calls, cancel.clone()).await {
-        Ok(sst) => app = app.merge(crate::api::smartivr_router(sst)),
-        Err(e) => tracing::warn!("POST /smartivr disabled: {e}"),
-    }
+    // Smartivr connections are served on their own thread (see `api::front`).
+    let front = super::front::serve(listener, app, store, sconf, module_calls, cancel).await?;
     tracing::info!("voxdial API listening on http://{addr}");
     println!("voxdial API listening on http://{addr}");
-    Ok(tokio::spawn(async move {
-        axum::serve(listener, app).with_graceful_shutdown(cancel.cancelled_owned()).await?;
-        Ok(())
-    }))
+    Ok(front.stopped)
 }
 
 #[cfg(test)]
