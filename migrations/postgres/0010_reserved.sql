@@ -1,1 +1,0 @@
--- reserved: store-copy branch
