@@ -232,17 +232,6 @@ impl Store {
             Backend::Postgres => Some(
                 sqlx::postgres::PgPoolOptions::new()
                     .max_connections(8)
-                    // These connections run only the few batch statements
-                    // of `write_calls`, whose generic plans (an index probe
-                    // per `jsonb` row) are the custom ones; replanning them
-                    // with every batch's values was ~5 % of the server's
-                    // CPU per call.
-                    .after_connect(|conn, _| {
-                        Box::pin(async move {
-                            sqlx::query("SET plan_cache_mode = force_generic_plan").execute(&mut *conn).await?;
-                            Ok(())
-                        })
-                    })
                     .connect_lazy(&conn_url)
                     .map_err(|e| StoreError::Connect { url: url.to_string(), source: e })?,
             ),
