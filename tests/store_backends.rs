@@ -203,6 +203,7 @@ on_all_backends!(
     write_call_is_idempotent_per_callid,
     write_call_is_all_or_nothing,
     write_calls_batch_matches_write_call,
+    write_calls_waits_for_a_concurrent_writer_of_the_same_call,
     summaries_count_statuses_levels_and_rounds,
     too_long_strings_are_refused_naming_the_column,
     unicode_survives_the_round_trip,
@@ -686,6 +687,66 @@ async fn write_calls_batch_matches_write_call(db: &Db) {
     let tags = count(s, "SELECT COUNT(*) FROM taggables WHERE taggable_type = ?", "record_detail").await;
     assert_eq!(tags, 20, "one tagged detail per answered call");
     assert_eq!(s.detail_rows(&tid).await.expect("details"), 200);
+    assert_counts_exact(s, &tid).await;
+}
+
+/// The counters the record list reads instead of counting (migration
+/// 0011) agree with the rows: `record_counts` per talk-time second with
+/// the task's records, `taggables.task_id` with the records' tags.
+async fn assert_counts_exact(s: &Store, task_id: &str) {
+    let pairs = |sql: &'static str| async move {
+        sqlx::query(s.sql(sql))
+            .bind(task_id.to_string())
+            .fetch_all(s.pool())
+            .await
+            .expect(sql)
+            .iter()
+            .map(|r| (r.try_get::<i64, _>(0).expect("key"), r.try_get::<i64, _>(1).expect("value")))
+            .collect::<Vec<(i64, i64)>>()
+    };
+    let mut per_second: BTreeMap<i64, i64> = BTreeMap::new();
+    for (bill_ms, _) in pairs("SELECT bill, 0 FROM records WHERE task_id = ?").await {
+        *per_second.entry(bill_ms.div_euclid(1000)).or_default() += 1;
+    }
+    let counted: BTreeMap<i64, i64> = pairs("SELECT bill_s, records FROM record_counts WHERE task_id = ?")
+        .await
+        .into_iter()
+        .filter(|(_, n)| *n != 0)
+        .collect();
+    assert_eq!(counted, per_second, "record_counts holds every record of the task once, by talk-time second");
+    let tagged =
+        count(s, "SELECT COUNT(*) FROM taggables WHERE taggable_type = 'record' AND task_id = ?", task_id).await;
+    let tags = count(
+        s,
+        "SELECT COUNT(*) FROM taggables tg JOIN records r ON r.id = tg.taggable_id \
+         WHERE tg.taggable_type = 'record' AND r.task_id = ?",
+        task_id,
+    )
+    .await;
+    assert_eq!(tagged, tags, "every record tag carries its task");
+    assert!(per_second.is_empty() || tags > 0, "the sample records are tagged");
+}
+
+/// A batch holding a call another transaction has written but not yet
+/// committed waits for it and then skips that call (on PostgreSQL the
+/// batch's history `COPY` hits the unique key and the batch is redone with
+/// `INSERT … ON CONFLICT`).
+async fn write_calls_waits_for_a_concurrent_writer_of_the_same_call(db: &Db) {
+    let s = &db.store;
+    let (tid, ids) = setup(s, 5).await;
+    let calls: Vec<CallWrite> = (0..5).map(|i| answered(&tid, ids[i], &number_of(i), i as i64, 2, "A级", 3)).collect();
+    let mut tx = s.begin_write().await.expect("begin");
+    assert!(s.write_call_in(&mut tx, &calls[2]).await.expect("first writer"));
+    let batch = {
+        let (s, calls) = (s.clone(), calls.clone());
+        tokio::spawn(async move { s.write_calls(&calls).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    tx.commit().await.expect("commit");
+    let w = batch.await.expect("join").expect("batch");
+    assert_eq!(w, vec![true, true, false, true, true]);
+    assert_eq!(footprint(s, &tid).await[..3], [5, 5, 15]);
+    assert_counts_exact(s, &tid).await;
 }
 
 async fn summaries_count_statuses_levels_and_rounds(db: &Db) {
@@ -776,7 +837,7 @@ async fn too_long_strings_are_refused_naming_the_column(db: &Db) {
 
 async fn unicode_survives_the_round_trip(db: &Db) {
     let s = &db.store;
-    let (tid, ids) = setup(s, 1).await;
+    let (tid, ids) = setup(s, 5).await;
     let text = "您好😀，𠀀 émoji – ‘quotes’ \\ back\\slash ? $1 %";
     let mut c = answered(&tid, ids[0], &number_of(0), 1, 1, "A级😀", 1);
     if let Some(r) = c.record.as_mut() {
@@ -795,4 +856,33 @@ async fn unicode_survives_the_round_trip(db: &Db) {
     // Case-sensitive like SQLite and PostgreSQL (utf8mb4_bin on MySQL).
     let n = count(s, "SELECT COUNT(*) FROM records WHERE level_name = ?", "a级😀").await;
     assert_eq!(n, 0);
+    // A batch (PostgreSQL: COPY's text format) keeps what its escapes and
+    // NULL marker look like, and NULL apart from the empty string.
+    let tricky = "tab\there\nnew line\r\n \\N \\t \\\\ 引号\" ' \u{1}";
+    let batch: Vec<CallWrite> = (1..5)
+        .map(|i| {
+            let mut c = answered(&tid, ids[i], &number_of(i), 1, 1, tricky, 2);
+            if let Some(r) = c.record.as_mut() {
+                r.details[0].question = tricky.into();
+                r.details[0].keyword = Some(String::new());
+                r.details[1].keyword = None;
+            }
+            c
+        })
+        .collect();
+    assert_eq!(s.write_calls(&batch).await.expect("batch"), vec![true; 4]);
+    for c in &batch {
+        let r = sqlx::query(s.sql(
+            "SELECT d.question, d.keyword, r.level_name FROM record_details d JOIN records r ON r.id = d.record_id WHERE d.callid = ? ORDER BY d.sequence",
+        ))
+        .bind(&c.callid)
+        .fetch_all(s.pool())
+        .await
+        .expect("rows");
+        assert_eq!(r.len(), 2);
+        assert_eq!(r[0].try_get::<String, _>("question").expect("q"), tricky);
+        assert_eq!(r[0].try_get::<String, _>("level_name").expect("l"), tricky);
+        assert_eq!(r[0].try_get::<Option<String>, _>("keyword").expect("k"), Some(String::new()));
+        assert_eq!(r[1].try_get::<Option<String>, _>("keyword").expect("k"), None);
+    }
 }

@@ -88,6 +88,9 @@ pub struct Store {
     pool: AnyPool,
     backend: Backend,
     url: String,
+    /// PostgreSQL only: typed connections for what `Any` can't do, `COPY`
+    /// of batched calls (`Store::write_calls`); connected on first use.
+    pg: Option<sqlx::PgPool>,
 }
 
 /// A task as the dialer needs it (seed `info.task`).
@@ -225,7 +228,16 @@ impl Store {
         if backend == Backend::Sqlite {
             sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;
         }
-        Ok(Store { pool, backend, url: url.to_string() })
+        let pg = match backend {
+            Backend::Postgres => Some(
+                sqlx::postgres::PgPoolOptions::new()
+                    .max_connections(8)
+                    .connect_lazy(&conn_url)
+                    .map_err(|e| StoreError::Connect { url: url.to_string(), source: e })?,
+            ),
+            Backend::Sqlite | Backend::MySql => None,
+        };
+        Ok(Store { pool, backend, url: url.to_string(), pg })
     }
 
     /// Open and bring the schema up to date. Refuses a database whose schema
