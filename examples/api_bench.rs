@@ -119,7 +119,7 @@ async fn main() {
     let q = if pg { q.bind(n) } else { q };
     q.execute(store.pool()).await.unwrap();
     sqlx::query(store.sql(
-        "INSERT INTO taggables (taggable_id, taggable_type, tag_id, created_at, updated_at, task_id) SELECT id, 'record', ?, created_at, created_at, task_id FROM records WHERE task_id = ? AND (CAST(substr(id, 5) AS INTEGER) % 10) = 0",
+        "INSERT INTO taggables (taggable_id, taggable_type, tag_id, created_at, updated_at, task_id, calldate) SELECT id, 'record', ?, created_at, created_at, task_id, calldate FROM records WHERE task_id = ? AND (CAST(substr(id, 5) AS INTEGER) % 10) = 0",
     ))
     .bind(g("tag-busy"))
     .bind(&task)

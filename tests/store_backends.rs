@@ -692,7 +692,8 @@ async fn write_calls_batch_matches_write_call(db: &Db) {
 
 /// The counters the record list reads instead of counting (migration
 /// 0011) agree with the rows: `record_counts` per talk-time second with
-/// the task's records, `taggables.task_id` with the records' tags.
+/// the task's records, `taggables.task_id` / `calldate` with the records'
+/// tags (0011, 0012).
 async fn assert_counts_exact(s: &Store, task_id: &str) {
     let pairs = |sql: &'static str| async move {
         sqlx::query(s.sql(sql))
@@ -719,11 +720,11 @@ async fn assert_counts_exact(s: &Store, task_id: &str) {
     let tags = count(
         s,
         "SELECT COUNT(*) FROM taggables tg JOIN records r ON r.id = tg.taggable_id \
-         WHERE tg.taggable_type = 'record' AND r.task_id = ?",
+         WHERE tg.taggable_type = 'record' AND r.task_id = ? AND tg.calldate = r.calldate",
         task_id,
     )
     .await;
-    assert_eq!(tagged, tags, "every record tag carries its task");
+    assert_eq!(tagged, tags, "every record tag carries its task and calldate");
     assert!(per_second.is_empty() || tags > 0, "the sample records are tagged");
 }
 

@@ -420,8 +420,8 @@ async fn main() -> Result<()> {
         // One record in ten tagged, for the tags filter.
         let now = voxdial::store::now_str();
         sqlx::query(s.sql(
-            "INSERT INTO taggables (taggable_id, taggable_type, tag_id, created_at, updated_at, task_id) \
-             SELECT id, 'record', ?, ?, ?, task_id FROM records WHERE task_id = ? AND score % 10 = 3",
+            "INSERT INTO taggables (taggable_id, taggable_type, tag_id, created_at, updated_at, task_id, calldate) \
+             SELECT id, 'record', ?, ?, ?, task_id, calldate FROM records WHERE task_id = ? AND score % 10 = 3",
         ))
         .bind(BENCH_TAG)
         .bind(now.clone())

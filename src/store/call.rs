@@ -459,9 +459,10 @@ struct NewRows<'a> {
     recs: Vec<(&'a CallWrite, &'a RecordWrite)>,
     details: Vec<(&'a CallWrite, &'a RecordWrite, &'a DetailWrite, String, Option<String>)>,
     /// Each (taggable, tag) once: `COPY` has no `ON CONFLICT`. The last
-    /// field is the record's task, set on records' tags only (the tags
-    /// filter counts them by task, migration 0011).
-    tags: Vec<(String, &'static str, &'a str, Option<&'a str>)>,
+    /// field is the record's task and calldate, set on records' tags only
+    /// (the tags filter counts them by task, migration 0011, and pages them
+    /// by date, migration 0012).
+    tags: Vec<(String, &'static str, &'a str, Option<(&'a str, &'a str)>)>,
     /// `record_counts` increments: (task, talk-time second) → new records.
     counts: std::collections::BTreeMap<(&'a str, i64), i64>,
     nums: Vec<(&'a CallWrite, i64, String, String)>,
@@ -482,9 +483,9 @@ impl<'a> NewRows<'a> {
         let recs: Vec<(&CallWrite, &RecordWrite)> =
             new.iter().filter_map(|c| c.record.as_ref().map(|r| (*c, r))).collect();
         let mut details = Vec::new();
-        let mut tags: Vec<(String, &'static str, &str, Option<&str>)> = Vec::new();
+        let mut tags: Vec<(String, &'static str, &str, Option<(&str, &str)>)> = Vec::new();
         let mut seen: HashSet<(String, &str)> = HashSet::new();
-        let mut tag = |id: &str, kind: &'static str, t: &'a str, task: Option<&'a str>| {
+        let mut tag = |id: &str, kind: &'static str, t: &'a str, task: Option<(&'a str, &'a str)>| {
             if seen.insert((id.to_string(), t)) {
                 tags.push((id.to_string(), kind, t, task));
             }
@@ -493,7 +494,7 @@ impl<'a> NewRows<'a> {
         for (c, r) in &recs {
             *counts.entry((c.task_id.as_str(), c.bill_ms.div_euclid(1000))).or_default() += 1;
             for t in &r.tags {
-                tag(&r.id, "record", t, Some(&c.task_id));
+                tag(&r.id, "record", t, Some((&c.task_id, &c.calldate)));
             }
             for d in &r.details {
                 let did = time_ordered_id();
@@ -527,7 +528,8 @@ impl<'a> NewRows<'a> {
                         V::S(Some(tag)),
                         V::S(Some(now)),
                         V::S(Some(now)),
-                        V::S(*task),
+                        V::S(task.map(|t| t.0)),
+                        V::S(task.map(|t| t.1)),
                     ]
                 })
                 .collect(),
@@ -780,8 +782,8 @@ fn detail_row<'a>(
     ]
 }
 
-/// `task_id` is set on records' tags only (the tags filter counts them by
-/// task, migration 0011).
+/// `task_id` and `calldate` are set on records' tags only (the tags filter
+/// counts them by task, migration 0011, and pages them by date, 0012).
 const TAGGABLE: Table = Table {
     table: "taggables",
     cols: &[
@@ -791,6 +793,7 @@ const TAGGABLE: Table = Table {
         ("created_at", T_),
         ("updated_at", T_),
         ("task_id", T_),
+        ("calldate", T_),
     ],
 };
 
