@@ -256,7 +256,7 @@ impl Store {
     }
 
     /// The upsert adding a batch's new records to `record_counts` (records
-    /// per task and talk-time second, `n` rows), run in the transaction that
+    /// per task, talk-time second and shard, `n` rows), run in the transaction that
     /// writes the records, so the count stays exact and, like them, is
     /// written once per call id. The API's unfiltered and `bills` totals read
     /// it instead of counting up to a million index entries (migration 0011).
@@ -265,19 +265,20 @@ impl Store {
     fn record_counts_sql(&self, n: usize) -> String {
         match self.backend {
             Backend::Postgres => format!(
-                "INSERT INTO record_counts (task_id, bill_s, records) SELECT x.c0, x.c1, x.c2 FROM {} ORDER BY 1, 2 \
-                 ON CONFLICT (task_id, bill_s) DO UPDATE SET records = record_counts.records + EXCLUDED.records",
+                "INSERT INTO record_counts (task_id, bill_s, shard, records) SELECT x.c0, x.c1, x.c2, x.c3 FROM {} \
+                 ORDER BY 1, 2, 3 \
+                 ON CONFLICT (task_id, bill_s, shard) DO UPDATE SET records = record_counts.records + EXCLUDED.records",
                 COUNTS.recordset()
             ),
             Backend::Sqlite => format!(
-                "INSERT INTO record_counts (task_id, bill_s, records) VALUES {} \
-                 ON CONFLICT (task_id, bill_s) DO UPDATE SET records = records + excluded.records",
-                value_rows(n, 3)
+                "INSERT INTO record_counts (task_id, bill_s, shard, records) VALUES {} \
+                 ON CONFLICT (task_id, bill_s, shard) DO UPDATE SET records = records + excluded.records",
+                value_rows(n, 4)
             ),
             Backend::MySql => format!(
-                "INSERT INTO record_counts (task_id, bill_s, records) VALUES {} \
+                "INSERT INTO record_counts (task_id, bill_s, shard, records) VALUES {} \
                  ON DUPLICATE KEY UPDATE records = records + VALUES(records)",
-                value_rows(n, 3)
+                value_rows(n, 4)
             ),
         }
     }
@@ -462,11 +463,16 @@ struct NewRows<'a> {
     /// field is the record's task and calldate, set on records' tags only
     /// (the tags filter counts them by task, migration 0011, and pages them
     /// by date, migration 0012).
-    tags: Vec<(String, &'static str, &'a str, Option<(&'a str, &'a str)>)>,
-    /// `record_counts` increments: (task, talk-time second) → new records.
-    counts: std::collections::BTreeMap<(&'a str, i64), i64>,
+    tags: Vec<TagRow<'a>>,
+    /// `record_counts` increments: (task, talk-time second, shard) → new
+    /// records.
+    counts: std::collections::BTreeMap<(&'a str, i64, i64), i64>,
     nums: Vec<(&'a CallWrite, i64, String, String)>,
 }
+
+/// A tag row to write: (taggable id, type, tag, the record's task and
+/// calldate for records' tags).
+type TagRow<'a> = (String, &'static str, &'a str, Option<(&'a str, &'a str)>);
 
 /// The rows of [`NewRows`], table by table.
 struct Rows<'a> {
@@ -483,7 +489,7 @@ impl<'a> NewRows<'a> {
         let recs: Vec<(&CallWrite, &RecordWrite)> =
             new.iter().filter_map(|c| c.record.as_ref().map(|r| (*c, r))).collect();
         let mut details = Vec::new();
-        let mut tags: Vec<(String, &'static str, &str, Option<(&str, &str)>)> = Vec::new();
+        let mut tags: Vec<TagRow> = Vec::new();
         let mut seen: HashSet<(String, &str)> = HashSet::new();
         let mut tag = |id: &str, kind: &'static str, t: &'a str, task: Option<(&'a str, &'a str)>| {
             if seen.insert((id.to_string(), t)) {
@@ -492,7 +498,7 @@ impl<'a> NewRows<'a> {
         };
         let mut counts = std::collections::BTreeMap::new();
         for (c, r) in &recs {
-            *counts.entry((c.task_id.as_str(), c.bill_ms.div_euclid(1000))).or_default() += 1;
+            *counts.entry((c.task_id.as_str(), c.bill_ms.div_euclid(1000), count_shard(&c.callid))).or_default() += 1;
             for t in &r.tags {
                 tag(&r.id, "record", t, Some((&c.task_id, &c.calldate)));
             }
@@ -535,7 +541,11 @@ impl<'a> NewRows<'a> {
                 .collect(),
             numbers: self.nums.iter().map(|(c, st, st_str, next)| number_row(c, *st, st_str, next)).collect(),
             ledger: self.calls.iter().map(|c| vec![V::S(Some(&c.callid))]).collect(),
-            counts: self.counts.iter().map(|((t, b), n)| vec![V::S(Some(t)), V::I(Some(*b)), V::I(Some(*n))]).collect(),
+            counts: self
+                .counts
+                .iter()
+                .map(|((t, b, sh), n)| vec![V::S(Some(t)), V::I(Some(*b)), V::I(Some(*sh)), V::I(Some(*n))])
+                .collect(),
         }
     }
 }
@@ -833,8 +843,17 @@ fn number_row<'a>(c: &'a CallWrite, status: i64, status_str: &'a str, next: &'a 
     ]
 }
 
-/// Rows of `record_counts`: (task_id, bill second, records).
-const COUNTS: Table = Table { table: "record_counts", cols: &[("task_id", T_), ("bill_s", I_), ("records", I_)] };
+/// Rows of `record_counts`: (task_id, bill second, shard, records).
+const COUNTS: Table =
+    Table { table: "record_counts", cols: &[("task_id", T_), ("bill_s", I_), ("shard", I_), ("records", I_)] };
+
+/// Which of a (task, second)'s 16 `record_counts` rows a call adds to: a
+/// stable hash of its id (FNV-1a), so the nodes and writers finalizing one
+/// task's calls at once seldom wait on the same row lock until commit.
+fn count_shard(callid: &str) -> i64 {
+    let h = callid.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    (h % 16) as i64
+}
 
 /// The ledger rows finalized by a batch, by origination uuid.
 const LEDGER: Table = Table { table: "dial_ledger", cols: &[("origination_uuid", T_)] };
