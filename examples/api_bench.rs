@@ -134,6 +134,19 @@ async fn main() {
     .execute(store.pool())
     .await
     .unwrap();
+    sqlx::query(store.sql(
+        "INSERT INTO record_tag_counts (task_id, tag_id, records) SELECT task_id, tag_id, COUNT(*) FROM taggables WHERE task_id = ? AND taggable_type = 'record' GROUP BY task_id, tag_id",
+    ))
+    .bind(&task)
+    .execute(store.pool())
+    .await
+    .unwrap();
+    for (facet, col) in [(1, "score"), (2, "rounds")] {
+        let q = format!(
+            "INSERT INTO record_facet_counts (task_id, facet, facet_value, records) SELECT task_id, {facet}, {col}, COUNT(*) FROM records WHERE task_id = ? GROUP BY task_id, {col}"
+        );
+        sqlx::query(store.sql(&q)).bind(&task).execute(store.pool()).await.unwrap();
+    }
     if pg {
         // As autovacuum would: statistics and the visibility map (index-only scans).
         sqlx::query("VACUUM ANALYZE records").execute(store.pool()).await.unwrap();

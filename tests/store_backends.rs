@@ -205,6 +205,7 @@ on_all_backends!(
     write_calls_batch_matches_write_call,
     write_calls_waits_for_a_concurrent_writer_of_the_same_call,
     summaries_count_statuses_levels_and_rounds,
+    record_list_totals_and_deep_pages_agree_with_the_rows,
     too_long_strings_are_refused_naming_the_column,
     unicode_survives_the_round_trip,
 );
@@ -690,8 +691,9 @@ async fn write_calls_batch_matches_write_call(db: &Db) {
     assert_counts_exact(s, &tid).await;
 }
 
-/// The counters the record list reads instead of counting (migration
-/// 0011) agree with the rows: `record_counts` per talk-time second with
+/// The counters the record list reads instead of counting (migrations
+/// 0011, 0013) agree with the rows: `record_counts` per talk-time second and
+/// `record_facet_counts` per score and rounds value with
 /// the task's records, `taggables.task_id` / `calldate` with the records'
 /// tags (0011, 0012).
 async fn assert_counts_exact(s: &Store, task_id: &str) {
@@ -715,6 +717,30 @@ async fn assert_counts_exact(s: &Store, task_id: &str) {
     }
     counted.retain(|_, n| *n != 0);
     assert_eq!(counted, per_second, "record_counts holds every record of the task once, by talk-time second");
+    // record_facet_counts (0013): per score and per rounds value.
+    for (column, sql, facet_sql) in [
+        (
+            "score",
+            "SELECT score, 0 FROM records WHERE task_id = ?",
+            "SELECT facet_value, records FROM record_facet_counts WHERE task_id = ? AND facet = 1",
+        ),
+        (
+            "rounds",
+            "SELECT rounds, 0 FROM records WHERE task_id = ?",
+            "SELECT facet_value, records FROM record_facet_counts WHERE task_id = ? AND facet = 2",
+        ),
+    ] {
+        let mut per_value: BTreeMap<i64, i64> = BTreeMap::new();
+        for (v, _) in pairs(sql).await {
+            *per_value.entry(v).or_default() += 1;
+        }
+        let mut counted: BTreeMap<i64, i64> = BTreeMap::new();
+        for (v, n) in pairs(facet_sql).await {
+            *counted.entry(v).or_default() += n;
+        }
+        counted.retain(|_, n| *n != 0);
+        assert_eq!(counted, per_value, "record_facet_counts holds every record of the task once, by {column}");
+    }
     let tagged =
         count(s, "SELECT COUNT(*) FROM taggables WHERE taggable_type = 'record' AND task_id = ?", task_id).await;
     let tags = count(
@@ -725,6 +751,20 @@ async fn assert_counts_exact(s: &Store, task_id: &str) {
     )
     .await;
     assert_eq!(tagged, tags, "every record tag carries its task and calldate");
+    // record_tag_counts (0013): per tag, the task's tagged records.
+    let per_tag = |sql: &'static str| async move {
+        let mut m: BTreeMap<String, i64> = BTreeMap::new();
+        for r in sqlx::query(s.sql(sql)).bind(task_id.to_string()).fetch_all(s.pool()).await.expect(sql) {
+            *m.entry(r.try_get::<String, _>(0).expect("tag")).or_default() += r.try_get::<i64, _>(1).expect("n");
+        }
+        m.retain(|_, n| *n != 0);
+        m
+    };
+    assert_eq!(
+        per_tag("SELECT tag_id, records FROM record_tag_counts WHERE task_id = ?").await,
+        per_tag("SELECT tag_id, 1 FROM taggables WHERE taggable_type = 'record' AND task_id = ?").await,
+        "record_tag_counts holds every tagged record of the task once, by tag"
+    );
     assert!(per_second.is_empty() || tags > 0, "the sample records are tagged");
 }
 
@@ -776,6 +816,68 @@ async fn summaries_count_statuses_levels_and_rounds(db: &Db) {
     assert_eq!(s.status_counts(&tid).await.expect("status").get(&11), Some(&1));
     assert_eq!(s.next_due(&tid).await.expect("next due"), None);
     assert_eq!(count(s, "SELECT COUNT(*) FROM records WHERE task_id = ? AND score >= 40", &tid).await, 2);
+}
+
+/// The record list's totals that come from the count tables (levels alone,
+/// rounds alone: `record_facet_counts`, 0013) and its deep pages (ids
+/// first, then the rows) give what the rows themselves give.
+async fn record_list_totals_and_deep_pages_agree_with_the_rows(db: &Db) {
+    use voxdial::store::api::RecordFilter;
+    let s = &db.store;
+    let (tid, ids) = setup(s, 180).await;
+    let mut calls = Vec::new();
+    // (calldate, record id, score, rounds) of every record written.
+    let mut want = Vec::new();
+    for (i, id) in ids.iter().enumerate() {
+        let mut c = answered(&tid, *id, &number_of(i), (i as i64 * 7) % 100, i as i64 % 9, "A级", 1);
+        // Distinct calldates, not in id order.
+        c.calldate = format!("2020-04-{:02} 10:{:02}:{:02}", 1 + (i * 37) % 28, i / 60, i % 60);
+        if let Some(r) = &c.record {
+            want.push((c.calldate.clone(), r.id.clone(), r.score, r.rounds));
+        }
+        calls.push(c);
+    }
+    // Two batches (the COPY path on PostgreSQL) and some calls one by one.
+    for chunk in calls[..160].chunks(80) {
+        assert!(s.write_calls(chunk).await.expect("write_calls").iter().all(|w| *w));
+    }
+    for c in &calls[160..] {
+        assert!(s.write_call(c).await.expect("write_call"));
+    }
+    want.sort_by(|a, b| (&b.0, &b.1).cmp(&(&a.0, &a.1)));
+    let filter = |page: i64, levels: Vec<(i64, i64)>, rounds: Option<(i64, i64)>| RecordFilter {
+        task_id: tid.clone(),
+        page,
+        per_page: 10,
+        levels,
+        rounds,
+        ..RecordFilter::default()
+    };
+    let matching = |levels: &[(i64, i64)], rounds: Option<(i64, i64)>| -> Vec<String> {
+        want.iter()
+            .filter(|w| levels.is_empty() || levels.iter().any(|(lo, hi)| w.2 >= *lo && w.2 < *hi))
+            .filter(|w| rounds.is_none_or(|(lo, hi)| w.3 >= lo && w.3 < hi))
+            .map(|w| w.1.clone())
+            .collect()
+    };
+    let cases: Vec<(Vec<(i64, i64)>, Option<(i64, i64)>)> =
+        vec![(vec![], None), (vec![(0, 30), (60, 75)], None), (vec![], Some((2, 5))), (vec![(10, 90)], Some((0, 7)))];
+    for (levels, rounds) in cases {
+        let all = matching(&levels, rounds);
+        let pages = (all.len() as i64 + 9) / 10;
+        for page in [1, 2, pages - 1, pages, pages + 1] {
+            if page < 1 {
+                continue;
+            }
+            let (rows, total) = s.query_records(&filter(page, levels.clone(), rounds)).await.expect("query_records");
+            assert_eq!(total, all.len() as i64, "total of levels {levels:?} rounds {rounds:?}");
+            let got: Vec<String> = rows.iter().map(|r| r["id"].as_str().expect("id").to_string()).collect();
+            let lo = ((page - 1) * 10) as usize;
+            let expect: Vec<String> = all.iter().skip(lo).take(10).cloned().collect();
+            assert_eq!(got, expect, "page {page} of levels {levels:?} rounds {rounds:?}, newest first");
+        }
+    }
+    assert_counts_exact(s, &tid).await;
 }
 
 async fn too_long_strings_are_refused_naming_the_column(db: &Db) {

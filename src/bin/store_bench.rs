@@ -314,14 +314,27 @@ async fn bulk_records(s: &Store, task_id: &str, n: usize) -> Result<()> {
     Ok(())
 }
 
-/// `record_counts` of records filled in SQL (the write path keeps it for
-/// the records it writes; bills here are never negative).
+/// `record_counts`, `record_facet_counts` and `record_tag_counts` of
+/// records and tags filled in SQL (the write path keeps them for the records
+/// it writes; bills here are never negative). Call after the tags are in.
 async fn fill_record_counts(s: &Store, task_id: &str) -> Result<()> {
     let sec = if s.backend() == Backend::MySql { "bill DIV 1000" } else { "bill / 1000" };
     let q = format!(
         "INSERT INTO record_counts (task_id, bill_s, records) SELECT task_id, {sec}, COUNT(*) FROM records WHERE task_id = ? GROUP BY task_id, {sec}"
     );
     sqlx::query(s.sql(&q)).bind(task_id).execute(s.pool()).await?;
+    for (facet, col) in [(1, "score"), (2, "rounds")] {
+        let q = format!(
+            "INSERT INTO record_facet_counts (task_id, facet, facet_value, records) SELECT task_id, {facet}, {col}, COUNT(*) FROM records WHERE task_id = ? GROUP BY task_id, {col}"
+        );
+        sqlx::query(s.sql(&q)).bind(task_id).execute(s.pool()).await?;
+    }
+    sqlx::query(s.sql(
+        "INSERT INTO record_tag_counts (task_id, tag_id, records) SELECT task_id, tag_id, COUNT(*) FROM taggables WHERE task_id = ? AND taggable_type = 'record' GROUP BY task_id, tag_id",
+    ))
+    .bind(task_id)
+    .execute(s.pool())
+    .await?;
     Ok(())
 }
 

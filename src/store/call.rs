@@ -244,43 +244,62 @@ impl Store {
 
         // 5. Record counts, last: they are the rows concurrent batches of
         // one task share, so their locks are held only until the commit.
-        if !rows.counts.is_empty() {
-            let q = self.record_counts_sql(rows.counts.len());
-            if self.backend == Backend::Postgres {
-                sqlx::query(self.sql(&q)).bind(json_rows(&rows.counts)).execute(&mut **tx).await?;
-            } else {
-                bind_rows(sqlx::query(self.sql(&q)), &rows.counts).execute(&mut **tx).await?;
-            }
-        }
+        self.add_counts(&mut **tx, &rows).await?;
         Ok(written)
     }
 
-    /// The upsert adding a batch's new records to `record_counts` (records
-    /// per task, talk-time second and shard, `n` rows), run in the transaction that
-    /// writes the records, so the count stays exact and, like them, is
-    /// written once per call id. The API's unfiltered and `bills` totals read
-    /// it instead of counting up to a million index entries (migration 0011).
-    /// Rows go in key order, so two batches lock shared rows in the same
-    /// order and never deadlock.
-    fn record_counts_sql(&self, n: usize) -> String {
+    /// The upsert adding a batch's new records to a count table `t`
+    /// (`record_counts`: per task, talk-time second and shard;
+    /// `record_facet_counts`: per task, score or rounds value and shard;
+    /// `record_tag_counts`: per task, tag and shard; `n`
+    /// rows; the last column is the increment, the others the key), run in
+    /// the transaction that writes the records, so the counts stay exact and,
+    /// like them, are written once per call id. The API's unfiltered,
+    /// `bills`, `levels`, `rounds` and one-tag totals read them instead of counting up
+    /// to a million index entries (migrations 0011, 0013). Rows go in key
+    /// order, so two batches lock shared rows in the same order and never
+    /// deadlock.
+    fn counts_upsert_sql(&self, t: &Table, n: usize) -> String {
+        let keys: Vec<&str> = t.cols.iter().take(t.cols.len() - 1).map(|(c, _)| *c).collect();
+        let (table, cols, key) = (t.table, t.list(), keys.join(", "));
         match self.backend {
-            Backend::Postgres => format!(
-                "INSERT INTO record_counts (task_id, bill_s, shard, records) SELECT x.c0, x.c1, x.c2, x.c3 FROM {} \
-                 ORDER BY 1, 2, 3 \
-                 ON CONFLICT (task_id, bill_s, shard) DO UPDATE SET records = record_counts.records + EXCLUDED.records",
-                COUNTS.recordset()
-            ),
+            Backend::Postgres => {
+                let order: Vec<String> = (1..=keys.len()).map(|i| i.to_string()).collect();
+                let xs: Vec<String> = (0..t.cols.len()).map(|i| format!("x.c{i}")).collect();
+                format!(
+                    "INSERT INTO {table} ({cols}) SELECT {} FROM {} ORDER BY {} \
+                     ON CONFLICT ({key}) DO UPDATE SET records = {table}.records + EXCLUDED.records",
+                    xs.join(", "),
+                    t.recordset(),
+                    order.join(", ")
+                )
+            }
             Backend::Sqlite => format!(
-                "INSERT INTO record_counts (task_id, bill_s, shard, records) VALUES {} \
-                 ON CONFLICT (task_id, bill_s, shard) DO UPDATE SET records = records + excluded.records",
-                value_rows(n, 4)
+                "INSERT INTO {table} ({cols}) VALUES {} ON CONFLICT ({key}) DO UPDATE SET records = records + excluded.records",
+                value_rows(n, t.cols.len())
             ),
             Backend::MySql => format!(
-                "INSERT INTO record_counts (task_id, bill_s, shard, records) VALUES {} \
-                 ON DUPLICATE KEY UPDATE records = records + VALUES(records)",
-                value_rows(n, 4)
+                "INSERT INTO {table} ({cols}) VALUES {} ON DUPLICATE KEY UPDATE records = records + VALUES(records)",
+                value_rows(n, t.cols.len())
             ),
         }
+    }
+
+    /// Add a batch's counts (`record_counts`, `record_facet_counts`,
+    /// `record_tag_counts`, in this order in every transaction).
+    async fn add_counts(&self, conn: &mut sqlx::AnyConnection, rows: &Rows<'_>) -> Result<(), StoreError> {
+        for (t, rows) in [(&COUNTS, &rows.counts), (&FACETS, &rows.facets), (&TAG_COUNTS, &rows.tag_counts)] {
+            if rows.is_empty() {
+                continue;
+            }
+            let q = self.counts_upsert_sql(t, rows.len());
+            if self.backend == Backend::Postgres {
+                sqlx::query(self.sql(&q)).bind(json_rows(rows)).execute(&mut *conn).await?;
+            } else {
+                bind_rows(sqlx::query(self.sql(&q)), rows).execute(&mut *conn).await?;
+            }
+        }
+        Ok(())
     }
 
     /// [`Store::write_calls`] on PostgreSQL through the typed connection
@@ -342,11 +361,13 @@ impl Store {
             .bind(json_rows(&rows.ledger))
             .execute(&mut *tx)
             .await?;
-        if !rows.counts.is_empty() {
-            sqlx::query(self.sql(&self.record_counts_sql(rows.counts.len())))
-                .bind(json_rows(&rows.counts))
-                .execute(&mut *tx)
-                .await?;
+        for (t, rows) in [(&COUNTS, &rows.counts), (&FACETS, &rows.facets), (&TAG_COUNTS, &rows.tag_counts)] {
+            if !rows.is_empty() {
+                sqlx::query(self.sql(&self.counts_upsert_sql(t, rows.len())))
+                    .bind(json_rows(rows))
+                    .execute(&mut *tx)
+                    .await?;
+            }
         }
         tx.commit().await?;
         Ok(written)
@@ -467,6 +488,12 @@ struct NewRows<'a> {
     /// `record_counts` increments: (task, talk-time second, shard) → new
     /// records.
     counts: std::collections::BTreeMap<(&'a str, i64, i64), i64>,
+    /// `record_facet_counts` increments: (task, facet, value, shard) → new
+    /// records (facet [`FACET_SCORE`] or [`FACET_ROUNDS`]).
+    facets: std::collections::BTreeMap<(&'a str, i64, i64, i64), i64>,
+    /// `record_tag_counts` increments: (task, tag, shard) → new records
+    /// with that tag.
+    tag_counts: std::collections::BTreeMap<(&'a str, &'a str, i64), i64>,
     nums: Vec<(&'a CallWrite, i64, String, String)>,
 }
 
@@ -482,6 +509,8 @@ struct Rows<'a> {
     numbers: Vec<Vec<V<'a>>>,
     ledger: Vec<Vec<V<'a>>>,
     counts: Vec<Vec<V<'a>>>,
+    facets: Vec<Vec<V<'a>>>,
+    tag_counts: Vec<Vec<V<'a>>>,
 }
 
 impl<'a> NewRows<'a> {
@@ -492,15 +521,24 @@ impl<'a> NewRows<'a> {
         let mut tags: Vec<TagRow> = Vec::new();
         let mut seen: HashSet<(String, &str)> = HashSet::new();
         let mut tag = |id: &str, kind: &'static str, t: &'a str, task: Option<(&'a str, &'a str)>| {
-            if seen.insert((id.to_string(), t)) {
+            let new = seen.insert((id.to_string(), t));
+            if new {
                 tags.push((id.to_string(), kind, t, task));
             }
+            new
         };
         let mut counts = std::collections::BTreeMap::new();
+        let mut facets = std::collections::BTreeMap::new();
+        let mut tag_counts = std::collections::BTreeMap::new();
         for (c, r) in &recs {
-            *counts.entry((c.task_id.as_str(), c.bill_ms.div_euclid(1000), count_shard(&c.callid))).or_default() += 1;
+            let (task, shard) = (c.task_id.as_str(), count_shard(&c.callid));
+            *counts.entry((task, c.bill_ms.div_euclid(1000), shard)).or_default() += 1;
+            *facets.entry((task, FACET_SCORE, r.score, shard)).or_default() += 1;
+            *facets.entry((task, FACET_ROUNDS, r.rounds, shard)).or_default() += 1;
             for t in &r.tags {
-                tag(&r.id, "record", t, Some((&c.task_id, &c.calldate)));
+                if tag(&r.id, "record", t, Some((&c.task_id, &c.calldate))) {
+                    *tag_counts.entry((task, t.as_str(), shard)).or_default() += 1;
+                }
             }
             for d in &r.details {
                 let did = time_ordered_id();
@@ -517,7 +555,7 @@ impl<'a> NewRows<'a> {
                 None => (*c, c.status, c.status_str.clone(), String::new()),
             })
             .collect();
-        NewRows { calls: new.to_vec(), recs, details, tags, nums, counts }
+        NewRows { calls: new.to_vec(), recs, details, tags, nums, counts, facets, tag_counts }
     }
 
     fn rows(&'a self, now: &'a str) -> Rows<'a> {
@@ -545,6 +583,18 @@ impl<'a> NewRows<'a> {
                 .counts
                 .iter()
                 .map(|((t, b, sh), n)| vec![V::S(Some(t)), V::I(Some(*b)), V::I(Some(*sh)), V::I(Some(*n))])
+                .collect(),
+            facets: self
+                .facets
+                .iter()
+                .map(|((t, f, v, sh), n)| {
+                    vec![V::S(Some(t)), V::I(Some(*f)), V::I(Some(*v)), V::I(Some(*sh)), V::I(Some(*n))]
+                })
+                .collect(),
+            tag_counts: self
+                .tag_counts
+                .iter()
+                .map(|((t, tag, sh), n)| vec![V::S(Some(t)), V::S(Some(tag)), V::I(Some(*sh)), V::I(Some(*n))])
                 .collect(),
         }
     }
@@ -846,6 +896,21 @@ fn number_row<'a>(c: &'a CallWrite, status: i64, status_str: &'a str, next: &'a 
 /// Rows of `record_counts`: (task_id, bill second, shard, records).
 const COUNTS: Table =
     Table { table: "record_counts", cols: &[("task_id", T_), ("bill_s", I_), ("shard", I_), ("records", I_)] };
+
+/// Rows of `record_facet_counts`: (task_id, facet, value, shard, records).
+const FACETS: Table = Table {
+    table: "record_facet_counts",
+    cols: &[("task_id", T_), ("facet", I_), ("facet_value", I_), ("shard", I_), ("records", I_)],
+};
+
+/// Rows of `record_tag_counts`: (task_id, tag_id, shard, records).
+const TAG_COUNTS: Table =
+    Table { table: "record_tag_counts", cols: &[("task_id", T_), ("tag_id", T_), ("shard", I_), ("records", I_)] };
+
+/// `record_facet_counts.facet` of a record's score (the `levels` filter).
+pub const FACET_SCORE: i64 = 1;
+/// `record_facet_counts.facet` of a record's rounds (the `rounds` filter).
+pub const FACET_ROUNDS: i64 = 2;
 
 /// Which of a (task, second)'s 16 `record_counts` rows a call adds to: a
 /// stable hash of its id (FNV-1a), so the nodes and writers finalizing one
