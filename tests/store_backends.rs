@@ -860,9 +860,11 @@ async fn record_list_totals_and_deep_pages_agree_with_the_rows(db: &Db) {
             .map(|w| w.1.clone())
             .collect()
     };
-    let cases: Vec<(Vec<(i64, i64)>, Option<(i64, i64)>)> =
-        vec![(vec![], None), (vec![(0, 30), (60, 75)], None), (vec![], Some((2, 5))), (vec![(10, 90)], Some((0, 7)))];
+    // (score ranges, rounds range)
+    let cases: [(&[(i64, i64)], _); 4] =
+        [(&[], None), (&[(0, 30), (60, 75)], None), (&[], Some((2, 5))), (&[(10, 90)], Some((0, 7)))];
     for (levels, rounds) in cases {
+        let levels = levels.to_vec();
         let all = matching(&levels, rounds);
         let pages = (all.len() as i64 + 9) / 10;
         for page in [1, 2, pages - 1, pages, pages + 1] {

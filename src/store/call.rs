@@ -244,7 +244,7 @@ impl Store {
 
         // 5. Record counts, last: they are the rows concurrent batches of
         // one task share, so their locks are held only until the commit.
-        self.add_counts(&mut **tx, &rows).await?;
+        self.add_counts(tx, &rows).await?;
         Ok(written)
     }
 
