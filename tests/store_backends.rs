@@ -961,8 +961,9 @@ async fn unicode_survives_the_round_trip(db: &Db) {
     // Case-sensitive like SQLite and PostgreSQL (utf8mb4_bin on MySQL).
     let n = count(s, "SELECT COUNT(*) FROM records WHERE level_name = ?", "a级😀").await;
     assert_eq!(n, 0);
-    // A batch (PostgreSQL: COPY's text format) keeps what its escapes and
-    // NULL marker look like, and NULL apart from the empty string.
+    // A batch (PostgreSQL: binary COPY; text COPY had escapes and a NULL
+    // marker to get right) keeps every byte, NULL apart from the empty
+    // string, and integers as they were.
     let tricky = "tab\there\nnew line\r\n \\N \\t \\\\ 引号\" ' \u{1}";
     let batch: Vec<CallWrite> = (1..5)
         .map(|i| {
@@ -978,7 +979,7 @@ async fn unicode_survives_the_round_trip(db: &Db) {
     assert_eq!(s.write_calls(&batch).await.expect("batch"), vec![true; 4]);
     for c in &batch {
         let r = sqlx::query(s.sql(
-            "SELECT d.question, d.keyword, r.level_name FROM record_details d JOIN records r ON r.id = d.record_id WHERE d.callid = ? ORDER BY d.sequence",
+            "SELECT d.question, d.keyword, r.level_name, r.bill, r.rounds, d.speak_ms, d.decision_us, d.bridge_status FROM record_details d JOIN records r ON r.id = d.record_id WHERE d.callid = ? ORDER BY d.sequence",
         ))
         .bind(&c.callid)
         .fetch_all(s.pool())
@@ -989,5 +990,10 @@ async fn unicode_survives_the_round_trip(db: &Db) {
         assert_eq!(r[0].try_get::<String, _>("level_name").expect("l"), tricky);
         assert_eq!(r[0].try_get::<Option<String>, _>("keyword").expect("k"), Some(String::new()));
         assert_eq!(r[1].try_get::<Option<String>, _>("keyword").expect("k"), None);
+        assert_eq!(r[0].try_get::<i64, _>("bill").expect("bill"), 95_000);
+        assert_eq!(r[0].try_get::<i64, _>("rounds").expect("rounds"), 1);
+        assert_eq!(r[1].try_get::<i64, _>("speak_ms").expect("speak_ms"), 1200);
+        assert_eq!(r[1].try_get::<Option<i64>, _>("decision_us").expect("decision_us"), Some(850));
+        assert_eq!(r[1].try_get::<Option<i64>, _>("bridge_status").expect("bridge_status"), None);
     }
 }

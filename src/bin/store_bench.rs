@@ -203,13 +203,29 @@ fn call(task_id: &str, number_id: i64, number: &str, i: usize, random_id: bool) 
     }
 }
 
-/// Write `calls` from `concurrency` tasks, `batch` per write (1: write_call).
-async fn insert_run(s: &Store, calls: Vec<CallWrite>, batch: usize, concurrency: usize) -> Result<(usize, Duration)> {
-    let n = calls.len();
-    // Reversed, so that pop() hands out the calls in the order they were
-    // built (and their time-ordered record ids were taken), as calls ending
-    // one after the other would reach the store.
-    let chunks: Vec<Vec<CallWrite>> = calls.chunks(batch.max(1)).rev().map(<[CallWrite]>::to_vec).collect();
+/// `calls` in writes of `batch`, last first: `pop()` then hands them out in
+/// the order they were built (and their time-ordered record ids were
+/// taken), as calls ending one after the other would reach the store. Moved,
+/// not cloned, and before the measured part: the finalizer owns its calls.
+fn batches(calls: Vec<CallWrite>, batch: usize) -> Vec<Vec<CallWrite>> {
+    let mut out = Vec::with_capacity(calls.len() / batch.max(1) + 1);
+    let mut it = calls.into_iter().peekable();
+    while it.peek().is_some() {
+        out.push(it.by_ref().take(batch.max(1)).collect());
+    }
+    out.reverse();
+    out
+}
+
+/// Write `chunks` (see [`batches`]) from `concurrency` tasks (`batch` 1:
+/// `write_call`).
+async fn insert_run(
+    s: &Store,
+    chunks: Vec<Vec<CallWrite>>,
+    batch: usize,
+    concurrency: usize,
+) -> Result<(usize, Duration)> {
+    let n = chunks.iter().map(Vec::len).sum::<usize>();
     let queue = std::sync::Arc::new(std::sync::Mutex::new(chunks));
     let t0 = Instant::now();
     let mut handles = Vec::new();
@@ -338,11 +354,12 @@ async fn fill_record_counts(s: &Store, task_id: &str) -> Result<()> {
     Ok(())
 }
 
-/// CPU seconds used so far by this process and by the database server's
-/// processes (`postgres`, `mariadbd`/`mysqld`), from /proc (Linux; 0 when
-/// unreadable). The machine may be shared, so wall-clock throughput alone
-/// understates what the store costs; CPU per call doesn't.
-fn cpu_secs() -> (f64, f64) {
+/// CPU seconds used so far by this process, by the database server's
+/// processes (`postgres`, `mariadbd`/`mysqld`) and by each of those
+/// processes (pid → seconds), from /proc (Linux; 0 when unreadable). The
+/// machine may be shared, so wall-clock throughput alone understates what
+/// the store costs; CPU per call doesn't.
+fn cpu_secs() -> (f64, f64, std::collections::HashMap<u32, f64>) {
     // USER_HZ is 100 on every Linux architecture voxdial targets.
     const HZ: f64 = 100.0;
     let ticks = |stat: &str| -> Option<(String, f64)> {
@@ -357,18 +374,50 @@ fn cpu_secs() -> (f64, f64) {
     };
     let own = std::fs::read_to_string("/proc/self/stat").ok().as_deref().and_then(ticks).map_or(0.0, |t| t.1);
     let mut server = 0.0;
+    let mut procs = std::collections::HashMap::new();
     if let Ok(dir) = std::fs::read_dir("/proc") {
         for e in dir.flatten() {
+            let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
             if let Ok(st) = std::fs::read_to_string(e.path().join("stat")) {
                 if let Some((comm, t)) = ticks(&st) {
                     if comm == "postgres" || comm == "mariadbd" || comm == "mysqld" {
                         server += t;
+                        procs.insert(pid, t);
                     }
                 }
             }
         }
     }
-    (own, server)
+    (own, server, procs)
+}
+
+/// The PostgreSQL backends serving this database's sessions (the bench's
+/// pools): their CPU alone is the store's server cost, without whatever
+/// other databases of a shared server are doing. Empty on other backends.
+async fn session_pids(s: &Store) -> Result<Vec<u32>> {
+    if s.backend() != Backend::Postgres {
+        return Ok(Vec::new());
+    }
+    let rows = sqlx::query(
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND backend_type = 'client backend'",
+    )
+    .fetch_all(s.pool())
+    .await?;
+    rows.iter().map(|r| Ok(u32::try_from(r.try_get::<i32, _>("pid")?)?)).collect()
+}
+
+/// PostgreSQL's WAL insert position in bytes (`None` on the other
+/// backends): exact at once, where `pg_stat_wal` lags by up to the
+/// backends' stats flush interval (it under-counted 3-second runs by up to ~20 %).
+/// Server-wide: whatever else writes on the server counts too.
+async fn wal_bytes(s: &Store) -> Result<Option<i64>> {
+    if s.backend() != Backend::Postgres {
+        return Ok(None);
+    }
+    let r = sqlx::query("SELECT CAST(pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '0/0') AS BIGINT) AS b")
+        .fetch_one(s.pool())
+        .await?;
+    Ok(Some(r.try_get("b")?))
 }
 
 fn pct(sorted: &[f64], p: f64) -> f64 {
@@ -405,9 +454,19 @@ async fn main() -> Result<()> {
                 .map(|(i, (id, number))| call(&tid, *id, number, i, a.random_record_ids))
                 .collect();
             bulk_ledger(&s, &calls).await?;
-            let (c0, s0) = cpu_secs();
-            let (w, el) = insert_run(&s, calls, batch, a.concurrency).await?;
-            let (c1, s1) = cpu_secs();
+            let chunks = batches(calls, batch);
+            let w0 = wal_bytes(&s).await?;
+            let (c0, s0, p0) = cpu_secs();
+            let (w, el) = insert_run(&s, chunks, batch, a.concurrency).await?;
+            let (c1, s1, p1) = cpu_secs();
+            let w1 = wal_bytes(&s).await?;
+            // Sessions opened during the run (the COPY pool connects
+            // lazily) count from 0.
+            let sessions: f64 = session_pids(&s)
+                .await?
+                .iter()
+                .map(|pid| p1.get(pid).copied().unwrap_or(0.0) - p0.get(pid).copied().unwrap_or(0.0))
+                .sum();
             let details = s.detail_rows(&tid).await?;
             let finalized =
                 s.count("SELECT COUNT(*) FROM dial_ledger WHERE task_id = ? AND state = 'finalized'", &tid).await?;
@@ -415,13 +474,20 @@ async fn main() -> Result<()> {
                 bail!("{finalized} ledger rows finalized for {w} calls");
             }
             println!(
-                "insert {mode:<11} batch {batch:>4} x{} writers: {w} calls ({details} detail rows) in {:.2} s = {:.0} calls/s; CPU per call: client {:.0} µs, server {:.0} µs",
+                "insert {mode:<11} batch {batch:>4} x{} writers: {w} calls ({details} detail rows) in {:.2} s = {:.0} calls/s; CPU per call: client {:.0} µs, server {:.0} µs (this database's sessions {:.0} µs)",
                 a.concurrency,
                 el.as_secs_f64(),
                 w as f64 / el.as_secs_f64(),
                 (c1 - c0) * 1e6 / w as f64,
                 (s1 - s0) * 1e6 / w as f64,
+                sessions * 1e6 / w as f64,
             );
+            if let (Some(w0), Some(w1)) = (w0, w1) {
+                println!(
+                    "  WAL per call (whole server, other databases included): {:.0} bytes",
+                    (w1 - w0) as f64 / w as f64
+                );
+            }
         }
     }
 
