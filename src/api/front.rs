@@ -62,8 +62,9 @@ const BODY_LIMIT: usize = 2 << 20;
 const HEAD_LIMIT: usize = 16 << 10;
 /// Headers parsed per request; a request with more goes to hyper.
 const MAX_HEADERS: usize = 32;
-/// A request whose first bytes arrived must be complete within this
-/// (hyper's default header read timeout).
+/// A request that started arriving is dropped (with the connection) when
+/// no more of it arrives for this long (hyper's header read timeout is
+/// 30 s too, counted from the head's start).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// A keep-alive connection with no request for this long is closed. Long:
 /// the module sends nothing while a prompt plays or the customer speaks.
