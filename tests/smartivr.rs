@@ -468,3 +468,170 @@ async fn the_daemon_serves_smartivr_with_the_configured_status_rules() {
         std::fs::read_to_string(&log).unwrap_or_default()
     );
 }
+
+/// The daemon's listener (`api::front`) on a test port, with a REST router
+/// holding only `/healthz`.
+async fn start_front(dir: &Path, store: Store) -> Server {
+    let cfg = SmartivrConfig {
+        journal_dir: dir.join("journal"),
+        durability: Durability::Fsync,
+        reply: ReplyOptions { audio_root: "/audio".into(), ..ReplyOptions::default() },
+        ..SmartivrConfig::default()
+    };
+    let cancel = CancellationToken::new();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let rest = axum::Router::new().route("/healthz", axum::routing::get(|| async { "rest ok" }));
+    let module_calls = voxdial::dialer::call::ModuleCalls::default();
+    let front = api::front::serve(listener, rest, store.clone(), cfg, module_calls, cancel.clone()).await.unwrap();
+    assert!(front.state.is_some());
+    Server { addr, store, cancel }
+}
+
+/// One response read from `r`: status, lower-cased headers and body.
+async fn read_response(r: &mut BufReader<tokio::net::tcp::OwnedReadHalf>) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    let mut line = String::new();
+    r.read_line(&mut line).await.unwrap();
+    let status: u16 = line.split(' ').nth(1).unwrap_or_else(|| panic!("status line {line:?}")).parse().unwrap();
+    let mut headers = Vec::new();
+    loop {
+        let mut h = String::new();
+        r.read_line(&mut h).await.unwrap();
+        if h == "\r\n" {
+            break;
+        }
+        let (k, v) = h.split_once(':').unwrap();
+        headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+    }
+    let len: usize = headers.iter().find(|(k, _)| k == "content-length").map_or(0, |(_, v)| v.parse().unwrap());
+    let mut body = vec![0; len];
+    r.read_exact(&mut body).await.unwrap();
+    (status, headers, body)
+}
+
+fn request(body: &Value, extra_headers: &str) -> Vec<u8> {
+    let body = body.to_string();
+    format!(
+        "POST /smartivr HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n{extra_headers}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+async fn assert_closed(r: &mut BufReader<tokio::net::tcp::OwnedReadHalf>) {
+    let mut rest = Vec::new();
+    let n = tokio::time::timeout(Duration::from_secs(5), r.read_to_end(&mut rest)).await.unwrap().unwrap_or(0);
+    assert_eq!(n, 0, "nothing after the last answer: {}", String::from_utf8_lossy(&rest));
+}
+
+/// The listener's own HTTP/1.1 loop: a request split over many reads,
+/// pipelined requests, another route and a chunked body mid-connection
+/// (served by hyper from there on), `Connection: close`, and malformed
+/// requests answered with a JSON 4xx and a close, never a panic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_listener_serves_split_pipelined_and_malformed_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let (id, num) = ("call-front", "13900000002");
+    let store = store_with_task(dir.path(), &[(num, "李女士")]).await;
+    let srv = start_front(dir.path(), store).await;
+    let (r, mut w) = TcpStream::connect(srv.addr).await.unwrap().into_split();
+    let mut r = BufReader::new(r);
+
+    // `enter`, a few bytes at a time (cut inside the request line, the
+    // headers and the body).
+    let enter = request(&notify("enter", id, num, json!({})), "");
+    for part in enter.chunks(7) {
+        w.write_all(part).await.unwrap();
+        w.flush().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let (s, h, b) = read_response(&mut r).await;
+    assert_eq!(s, 200, "{}", String::from_utf8_lossy(&b));
+    assert!(h.iter().any(|(k, v)| k == "content-type" && v == "application/json"), "{h:?}");
+    assert!(h.iter().any(|(k, _)| k == "date"), "{h:?}");
+    let v: Value = serde_json::from_slice(&b).unwrap();
+    assert!(v["after_params"]["prompt"][0].as_str().unwrap().contains("李女士"), "{v}");
+
+    // Two requests in one write: two answers, in order.
+    let two = [
+        request(&notify("playback_result", id, num, json!({})), ""),
+        request(&notify("asrmessage_notify", id, num, said("1.你们是哪里的？;")), ""),
+    ]
+    .concat();
+    w.write_all(&two).await.unwrap();
+    let (s1, _, _) = read_response(&mut r).await;
+    let (s2, _, b2) = read_response(&mut r).await;
+    assert_eq!((s1, s2), (200, 200));
+    assert!(serde_json::from_slice::<Value>(&b2).unwrap()["action"].is_string());
+
+    // A request with a bad JSON body: 400 with the reason, connection kept.
+    w.write_all(b"POST /smartivr HTTP/1.1\r\nContent-Length: 5\r\n\r\n{\"a\":").await.unwrap();
+    let (s, h, b) = read_response(&mut r).await;
+    assert_eq!(s, 400);
+    assert!(!h.iter().any(|(k, _)| k == "connection"), "{h:?}");
+    assert!(serde_json::from_slice::<Value>(&b).unwrap()["error"].as_str().unwrap().contains("JSON"));
+
+    // Another route: hyper and the REST router take the connection over,
+    // and still serve `POST /smartivr` on it, with a chunked body too.
+    w.write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n").await.unwrap();
+    let (s, _, b) = read_response(&mut r).await;
+    assert_eq!((s, b.as_slice()), (200, &b"rest ok"[..]));
+    let leave = notify("leave", id, num, json!({"hangup_cause": "NORMAL_CLEARING", "duration": 9})).to_string();
+    let (a, z) = leave.split_at(10);
+    let chunked = format!(
+        "POST /smartivr HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{a}\r\n{:x}\r\n{z}\r\n0\r\n\r\n",
+        a.len(),
+        z.len()
+    );
+    w.write_all(chunked.as_bytes()).await.unwrap();
+    let (s, _, b) = read_response(&mut r).await;
+    assert_eq!(s, 200, "{}", String::from_utf8_lossy(&b));
+    // The call's rows, one per turn served over both paths (the leave
+    // that arrived chunked through hyper finalized them).
+    let notifies: Vec<String> = wait_rows(&srv.store, id).await.into_iter().map(|r| r.notify).collect();
+    assert_eq!(notifies, ["enter", "playback_result", "asrmessage_notify"], "{notifies:?}");
+
+    // `Connection: close`: answered, then closed.
+    let (r2, mut w2) = TcpStream::connect(srv.addr).await.unwrap().into_split();
+    let mut r2 = BufReader::new(r2);
+    w2.write_all(&request(&notify("asrmessage_notify", "ghost", num, said("1.喂;")), "Connection: close\r\n"))
+        .await
+        .unwrap();
+    let (s, h, b) = read_response(&mut r2).await;
+    assert_eq!(s, 200);
+    assert_eq!(serde_json::from_slice::<Value>(&b).unwrap()["action"], "hangup");
+    assert!(h.iter().any(|(k, v)| k == "connection" && v == "close"), "{h:?}");
+    assert_closed(&mut r2).await;
+
+    // Malformed heads and lengths: a JSON 4xx, then the connection closes.
+    for (bad, status) in [
+        (&b"POST /smartivr HTTP/1.1\r\nContent-Length: abc\r\n\r\n"[..], 400),
+        (b"POST /smartivr HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", 400),
+        (b"POST /smartivr HTTP/1.1\r\nContent-Length: 999999999\r\n\r\n", 413),
+        (b"POST /smartivr HTTP/1.1\r\nBad Header\r\n\r\n", 400),
+        (b"POST /smartivr \x01\x02 HTTP/1.1\r\n\r\n", 400),
+    ] {
+        let (r3, mut w3) = TcpStream::connect(srv.addr).await.unwrap().into_split();
+        let mut r3 = BufReader::new(r3);
+        w3.write_all(bad).await.unwrap();
+        let (s, h, b) = read_response(&mut r3).await;
+        assert_eq!(s, status, "{}", String::from_utf8_lossy(bad));
+        assert!(serde_json::from_slice::<Value>(&b).unwrap()["error"].is_string());
+        assert!(h.iter().any(|(k, v)| k == "connection" && v == "close"), "{h:?}");
+        assert_closed(&mut r3).await;
+    }
+
+    // A head that never ends is refused once it passes the limit.
+    let (r4, mut w4) = TcpStream::connect(srv.addr).await.unwrap().into_split();
+    let mut r4 = BufReader::new(r4);
+    w4.write_all(b"POST /smartivr HTTP/1.1\r\nX-Long: ").await.unwrap();
+    let _ = w4.write_all(&vec![b'a'; 20_000]).await;
+    let (s, _, _) = read_response(&mut r4).await;
+    assert_eq!(s, 431);
+
+    // The listener still serves after all that.
+    let mut c = Client::connect(srv.addr).await;
+    let r = c.post(notify("asrmessage_notify", "ghost2", num, said("1.喂;"))).await;
+    assert_eq!(r["action"], "hangup");
+    srv.cancel.cancel();
+}

