@@ -206,6 +206,7 @@ on_all_backends!(
     write_calls_waits_for_a_concurrent_writer_of_the_same_call,
     summaries_count_statuses_levels_and_rounds,
     record_list_totals_and_deep_pages_agree_with_the_rows,
+    combined_range_totals_from_the_count_index_agree_with_the_rows,
     too_long_strings_are_refused_naming_the_column,
     unicode_survives_the_round_trip,
 );
@@ -880,6 +881,88 @@ async fn record_list_totals_and_deep_pages_agree_with_the_rows(db: &Db) {
         }
     }
     assert_counts_exact(s, &tid).await;
+}
+
+/// Totals of combined ranges (no count table serves them) from the
+/// in-memory count index equal the rows, and a task written after the index
+/// was built is counted in SQL again, still exactly.
+async fn combined_range_totals_from_the_count_index_agree_with_the_rows(db: &Db) {
+    use voxdial::store::api::RecordFilter;
+    let s = &db.store;
+    let (tid, ids) = setup(s, 150).await;
+    // (calldate, score, bill ms, rounds) of every record written.
+    let mut want: Vec<(String, i64, i64, i64)> = Vec::new();
+    let mut calls = Vec::new();
+    for (i, id) in ids.iter().enumerate() {
+        let mut c = answered(&tid, *id, &number_of(i), (i as i64 * 7) % 100, i as i64 % 9, "A级", 1);
+        c.calldate = format!("2020-0{}-{:02} 10:{:02}:{:02}", 4 + i % 3, 1 + (i * 37) % 28, i / 60, i % 60);
+        c.bill_ms = (i as i64 * 1_370) % 120_000;
+        want.push((c.calldate.clone(), (i as i64 * 7) % 100, c.bill_ms, i as i64 % 9));
+        calls.push(c);
+    }
+    for chunk in calls[..120].chunks(60) {
+        assert!(s.write_calls(chunk).await.expect("write_calls").iter().all(|w| *w));
+    }
+    s.configure_count_index(10_000, 1);
+    let filters: Vec<RecordFilter> = vec![
+        (vec![(10, 60)], Some((5_000, 90_000)), Some((1, 6)), None, None),
+        (vec![(0, 30), (60, 100)], Some((0, 60_000)), None, Some("2020-05-01 00:00:00"), Some("2020-05-31 23:59:59")),
+        (vec![], Some((20_000, 80_000)), Some((2, 9)), Some("2020-04-10 00:00:00"), None),
+        (vec![(50, 51)], None, Some((0, 3)), None, Some("2020-06-15 10:00:30")),
+        (vec![(0, 100)], Some((0, 120_000)), Some((0, 9)), Some("2020-06-30 00:00:00"), Some("2020-04-01 00:00:00")),
+    ]
+    .into_iter()
+    .map(|(levels, bill_ms, rounds, start, end): (Vec<(i64, i64)>, _, _, Option<&str>, Option<&str>)| RecordFilter {
+        task_id: tid.clone(),
+        page: 1,
+        per_page: 15,
+        levels,
+        bill_ms,
+        rounds,
+        start_at: start.map(String::from),
+        end_at: end.map(String::from),
+        ..RecordFilter::default()
+    })
+    .collect();
+    let expected = |f: &RecordFilter, written: usize| -> i64 {
+        want[..written]
+            .iter()
+            .filter(|(d, score, bill, rounds)| {
+                f.start_at.as_ref().is_none_or(|a| d >= a)
+                    && f.end_at.as_ref().is_none_or(|e| d <= e)
+                    && (f.levels.is_empty() || f.levels.iter().any(|(lo, hi)| score >= lo && score < hi))
+                    && f.bill_ms.is_none_or(|(lo, hi)| *bill >= lo && *bill < hi)
+                    && f.rounds.is_none_or(|(lo, hi)| *rounds >= lo && *rounds < hi)
+            })
+            .count() as i64
+    };
+    // The first query counts in SQL and starts the build.
+    let (_, total) = s.query_records(&filters[0]).await.expect("query");
+    assert_eq!(total, expected(&filters[0], 120));
+    for _ in 0..200 {
+        if s.count_index_ready(&tid) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(s.count_index_ready(&tid), "the index was not built within 10 s");
+    let hits = s.count_index_hits();
+    for f in &filters {
+        let (rows, total) = s.query_records(f).await.expect("query");
+        assert_eq!(total, expected(f, 120), "indexed total of {f:?}");
+        assert_eq!(rows.len() as i64, total.min(15), "page of {f:?}");
+    }
+    assert_eq!(s.count_index_hits(), hits + filters.len() as u64, "every total came from the index");
+    // More records: the index no longer matches the task's total, so the
+    // totals are counted in SQL (and still exact).
+    assert!(s.write_calls(&calls[120..]).await.expect("write_calls").iter().all(|w| *w));
+    let hits = s.count_index_hits();
+    for f in &filters {
+        let (_, total) = s.query_records(f).await.expect("query");
+        assert_eq!(total, expected(f, 150), "total of {f:?} after more records");
+    }
+    assert_eq!(s.count_index_hits(), hits, "a stale index answered");
+    s.configure_count_index(0, 1);
 }
 
 async fn too_long_strings_are_refused_naming_the_column(db: &Db) {

@@ -15,6 +15,7 @@ use sqlx::any::AnyRow;
 use sqlx::{Column, Row, TypeInfo, ValueRef};
 
 use super::call::{FACET_ROUNDS, FACET_SCORE};
+use super::count_index::{answerable, spawn_build, Lookup};
 use super::{now_str, Store, StoreError};
 
 /// `users.type` of a main account (seed 002).
@@ -692,9 +693,18 @@ impl Store {
         } else {
             (format!("SELECT COUNT(*) FROM records r WHERE {cond}"), args.clone())
         };
+        // Ranges combined (with or without a window) have no count table:
+        // the in-memory index answers them when it matches the task's
+        // current total, else the COUNT(*) above does.
+        let indexed = self.counts.enabled() && count_q.starts_with("SELECT COUNT(*) FROM records") && answerable(f);
         let order = "ORDER BY r.calldate DESC, r.id DESC";
         let offset = (f.page.max(1) - 1) * f.per_page;
         let count = async {
+            if indexed {
+                if let Some(n) = self.indexed_count(f).await? {
+                    return Ok(n);
+                }
+            }
             let r = bind_args(sqlx::query(self.sql(&count_q)), &count_args).fetch_one(self.pool()).await?;
             Ok::<i64, StoreError>(r.try_get(0)?)
         };
@@ -770,6 +780,41 @@ impl Store {
         // the answer waits for the slower of the two, not for both in turn.
         let (total, rows) = tokio::try_join!(count, page(by_date, args.clone()))?;
         Ok((maps(&rows), total))
+    }
+
+    /// Send `query_done_task_phones` totals of combined range filters to
+    /// an in-memory index of each big task's records: up to `budget_rows`
+    /// records in all (24 bytes each; 0: off), tasks of at least `min_rows`.
+    pub fn configure_count_index(&self, budget_rows: usize, min_rows: usize) {
+        self.counts.configure(budget_rows, min_rows);
+    }
+
+    /// Whether `task` has an in-memory count index (for tests and benches).
+    pub fn count_index_ready(&self, task: &str) -> bool {
+        self.counts.is_ready(task)
+    }
+
+    /// Totals answered by the in-memory count index so far.
+    pub fn count_index_hits(&self) -> u64 {
+        self.counts.hits()
+    }
+
+    /// `f`'s total from the task's in-memory index, if it holds exactly the
+    /// task's records now; else `None` (and a build starts if due).
+    async fn indexed_count(&self, f: &RecordFilter) -> Result<Option<i64>, StoreError> {
+        let int = if self.backend == super::Backend::MySql { "SIGNED" } else { "BIGINT" };
+        let q = format!("SELECT CAST(COALESCE(SUM(records), 0) AS {int}) FROM record_counts WHERE task_id = ?");
+        let total: i64 = sqlx::query(self.sql(&q)).bind(&f.task_id).fetch_one(self.pool()).await?.try_get(0)?;
+        match self.counts.lookup(&f.task_id, total) {
+            Lookup::Hit(facts) => Ok(facts.count(f)),
+            Lookup::Miss { build } => {
+                if build {
+                    let sql = self.sql("SELECT calldate, score, bill, rounds FROM records WHERE task_id = ?").0;
+                    spawn_build(self.pool().clone(), sql, f.task_id.clone(), std::sync::Arc::downgrade(&self.counts));
+                }
+                Ok(None)
+            }
+        }
     }
 
     /// A record whose task is in scope; `task_id` narrows it to one task.

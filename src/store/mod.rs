@@ -15,6 +15,7 @@ use crate::dialogue::Script;
 
 pub mod api;
 pub mod call;
+pub mod count_index;
 pub mod dialer;
 pub mod limits;
 pub mod number;
@@ -95,6 +96,9 @@ pub struct Store {
     /// (`Store::write_calls`), which `Any` slows down with a copy and a
     /// conversion of every bound value; connected on first use.
     sqlite: Option<sqlx::SqlitePool>,
+    /// Totals of combined range filters over big tasks (see
+    /// [`count_index`]); off until [`Store::configure_count_index`].
+    counts: std::sync::Arc<count_index::CountIndex>,
 }
 
 /// A task as the dialer needs it (seed `info.task`).
@@ -262,7 +266,7 @@ impl Store {
             ),
             Backend::Sqlite | Backend::Postgres | Backend::MySql => None,
         };
-        Ok(Store { pool, backend, url: url.to_string(), pg, sqlite })
+        Ok(Store { pool, backend, url: url.to_string(), pg, sqlite, counts: Default::default() })
     }
 
     /// Open and bring the schema up to date. Refuses a database whose schema

@@ -52,6 +52,11 @@ pub struct ApiConfig {
     pub voice_url_ttl_secs: u64,
     /// Window of the achieved-CPS figure in task status.
     pub cps_window_secs: i64,
+    /// Records (24 bytes each) the in-memory count index may hold, over
+    /// all tasks: totals of `query_done_task_phones` filters that combine
+    /// score, talk time, rounds and dates over tasks of at least 50,000
+    /// records come from it (`store::count_index`). 0 turns it off.
+    pub record_count_index_rows: usize,
     /// The node's `[cluster]` when it has a Redis: task status then also
     /// shows the cluster's live state. Set by [`spawn`], not read from `[api]`.
     #[serde(skip)]
@@ -66,6 +71,7 @@ impl Default for ApiConfig {
             voice_key_secret: String::new(),
             voice_url_ttl_secs: 24 * 3600,
             cps_window_secs: 10,
+            record_count_index_rows: 4_000_000,
             cluster: None,
         }
     }
@@ -95,6 +101,10 @@ pub struct RestState {
     inner: Arc<Inner>,
 }
 
+/// Tasks with fewer records count combined range filters in SQL: a month
+/// of 50,000 records is ~17,000 index entries, a few milliseconds.
+pub const COUNT_INDEX_MIN_ROWS: usize = 50_000;
+
 impl RestState {
     /// `voice_roots`: directories `download-voice` may serve files from.
     pub fn new(store: Store, cfg: ApiConfig, voice_roots: Vec<PathBuf>) -> RestState {
@@ -115,6 +125,7 @@ impl RestState {
             cfg.public_url.trim_end_matches('/').to_string()
         };
         let voice = VoiceKeys::new(&cfg.voice_key_secret);
+        store.configure_count_index(cfg.record_count_index_rows, COUNT_INDEX_MIN_ROWS);
         RestState {
             inner: Arc::new(Inner {
                 store,
