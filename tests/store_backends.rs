@@ -953,15 +953,50 @@ async fn combined_range_totals_from_the_count_index_agree_with_the_rows(db: &Db)
         assert_eq!(rows.len() as i64, total.min(15), "page of {f:?}");
     }
     assert_eq!(s.count_index_hits(), hits + filters.len() as u64, "every total came from the index");
-    // More records: the index no longer matches the task's total, so the
-    // totals are counted in SQL (and still exact).
-    assert!(s.write_calls(&calls[120..]).await.expect("write_calls").iter().all(|w| *w));
+    // More records written by this store: the index follows them.
+    assert!(s.write_calls(&calls[120..130]).await.expect("write_calls").iter().all(|w| *w));
+    assert!(s.write_call(&calls[130]).await.expect("write_call"));
+    assert!(!s.write_call(&calls[130]).await.expect("write_call again"), "idempotent");
     let hits = s.count_index_hits();
     for f in &filters {
         let (_, total) = s.query_records(f).await.expect("query");
-        assert_eq!(total, expected(f, 150), "total of {f:?} after more records");
+        assert_eq!(total, expected(f, 131), "total of {f:?} after more records");
+    }
+    assert_eq!(s.count_index_hits(), hits + filters.len() as u64, "the index did not follow this store's writes");
+    // Records written by another node (another store on the same database):
+    // the index no longer holds the task's total, so totals are counted in
+    // SQL, still exactly.
+    let other = Store::connect(&db.url).await.expect("second store");
+    assert!(other.write_calls(&calls[131..140]).await.expect("write_calls").iter().all(|w| *w));
+    let hits = s.count_index_hits();
+    for f in &filters {
+        let (_, total) = s.query_records(f).await.expect("query");
+        assert_eq!(total, expected(f, 140), "total of {f:?} after another node's records");
     }
     assert_eq!(s.count_index_hits(), hits, "a stale index answered");
+    // Rebuilt from scratch while this store keeps writing: the build's
+    // snapshot and the writes committing around it hand over exactly (a
+    // record counted twice or lost would leave the index off the total
+    // for good, and no total would come from it).
+    s.configure_count_index(0, 1);
+    s.configure_count_index(10_000, 1);
+    let (_, total) = s.query_records(&filters[1]).await.expect("query");
+    assert_eq!(total, expected(&filters[1], 140));
+    for c in &calls[140..] {
+        assert!(s.write_call(c).await.expect("write_call"));
+    }
+    for _ in 0..200 {
+        if s.count_index_ready(&tid) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let hits = s.count_index_hits();
+    for f in &filters {
+        let (_, total) = s.query_records(f).await.expect("query");
+        assert_eq!(total, expected(f, 150), "total of {f:?} after the rebuild");
+    }
+    assert_eq!(s.count_index_hits(), hits + filters.len() as u64, "the rebuilt index lost or doubled a record");
     s.configure_count_index(0, 1);
 }
 

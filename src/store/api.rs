@@ -15,7 +15,7 @@ use sqlx::any::AnyRow;
 use sqlx::{Column, Row, TypeInfo, ValueRef};
 
 use super::call::{FACET_ROUNDS, FACET_SCORE};
-use super::count_index::{answerable, spawn_build, Lookup};
+use super::count_index::{answerable, spawn_build, BuildSql, Lookup};
 use super::{now_str, Store, StoreError};
 
 /// `users.type` of a main account (seed 002).
@@ -809,7 +809,15 @@ impl Store {
             Lookup::Hit(facts) => Ok(facts.count(f)),
             Lookup::Miss { build } => {
                 if build {
-                    let sql = self.sql("SELECT calldate, score, bill, rounds FROM records WHERE task_id = ?").0;
+                    let sql = BuildSql {
+                        begin: match self.backend {
+                            super::Backend::Postgres => "BEGIN ISOLATION LEVEL REPEATABLE READ",
+                            super::Backend::MySql => "START TRANSACTION WITH CONSISTENT SNAPSHOT",
+                            super::Backend::Sqlite => "BEGIN",
+                        },
+                        scan: self.sql("SELECT calldate, score, bill, rounds FROM records WHERE task_id = ?").0,
+                        numbered: self.backend == super::Backend::Postgres,
+                    };
                     spawn_build(self.pool().clone(), sql, f.task_id.clone(), std::sync::Arc::downgrade(&self.counts));
                 }
                 Ok(None)

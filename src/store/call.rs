@@ -125,6 +125,25 @@ impl Store {
         if calls.is_empty() {
             return Ok(Vec::new());
         }
+        let guard = self.register_writes(calls);
+        let written = self.write_calls_unregistered(calls).await?;
+        if let Some(g) = guard {
+            g.finish(&written);
+        }
+        Ok(written)
+    }
+
+    /// Announce `calls`' records to the in-memory count index before their
+    /// transaction commits (see `count_index`).
+    pub(crate) fn register_writes<'a>(&'a self, calls: &'a [CallWrite]) -> Option<super::count_index::WriteGuard<'a>> {
+        self.counts.begin_writes(calls.iter().map(|c| {
+            c.record
+                .as_ref()
+                .map(|r| (c.task_id.as_str(), r.id.as_str(), c.calldate.as_str(), r.score, c.bill_ms, r.rounds))
+        }))
+    }
+
+    async fn write_calls_unregistered(&self, calls: &[CallWrite]) -> Result<Vec<bool>, StoreError> {
         if let Some(sq) = self.sqlite.as_ref() {
             return self.write_calls_sqlite(sq, calls).await;
         }

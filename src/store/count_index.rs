@@ -11,14 +11,20 @@
 //!
 //! Correctness rests on records being insert-only (`read_at` is the one
 //! column ever updated, and no filter reads it) and on `record_counts`
-//! being written in the records' own transaction: an index built from one
-//! snapshot with `n` rows is exactly the task's records while the task's
-//! `record_counts` total is still `n`. Every use checks that total first;
-//! a task whose total moved (a running campaign, another node writing) is
-//! counted in SQL and its index rebuilt in the background, at most once per
-//! [`REBUILD_EVERY`].
+//! being written in the records' own transaction: an index holding `n` of
+//! the task's records is exactly the task's records while the task's
+//! `record_counts` total is `n`. Every use checks that total first.
+//!
+//! The index follows this process's own writes: each records transaction
+//! registers its records before it commits and adds them when it has
+//! committed ([`CountIndex::begin_writes`]), so a campaign run by this node
+//! stays indexed. A build reads one snapshot and then asks the same
+//! snapshot which of the registered writes it already holds, so a write
+//! committing while the build runs is counted exactly once. Writes of
+//! other nodes make the totals differ: that task is counted in SQL and
+//! rebuilt in the background, at most once per [`REBUILD_EVERY`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
@@ -48,7 +54,7 @@ struct Fact {
 }
 
 /// The records of one task, sorted by call date.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct TaskFacts {
     facts: Vec<Fact>,
 }
@@ -133,6 +139,36 @@ enum Slot {
     },
 }
 
+/// What the index knows of one task.
+#[derive(Default)]
+struct TaskEntry {
+    slot: Option<Slot>,
+    /// This process's writes of the task's records between registration
+    /// (before their transaction commits) and completion, by record id
+    /// (a count: the same call may be written twice at once).
+    inflight: HashMap<String, u32>,
+    /// Writes completed while a build ran: added to its result unless its
+    /// snapshot already held them.
+    during_build: Vec<(String, Option<Fact>)>,
+    /// Writes still in flight that the last build's snapshot already held:
+    /// not added again when they complete.
+    seen: HashSet<String>,
+}
+
+impl TaskEntry {
+    fn idle(&self) -> bool {
+        self.slot.is_none() && self.inflight.is_empty()
+    }
+}
+
+/// A build's result: the snapshot's records, and which of the writes in
+/// flight or completed during the build (`checked`) it already held.
+pub struct Built {
+    pub facts: TaskFacts,
+    pub checked: HashSet<String>,
+    pub visible: HashSet<String>,
+}
+
 /// What [`CountIndex::lookup`] found.
 pub enum Lookup {
     /// An index that matches the task's current total.
@@ -142,13 +178,18 @@ pub enum Lookup {
 }
 
 /// The per-process index of tasks' records, within a budget of rows.
+///
+/// Kept current by this process's own writes ([`CountIndex::begin_writes`]
+/// around every records transaction), so a task written by one node stays
+/// indexed while its campaign runs; writes of other nodes make the total
+/// differ and the task is rebuilt.
 #[derive(Default)]
 pub struct CountIndex {
     /// Rows all tasks' indexes may hold together; 0 disables the index.
     budget: AtomicUsize,
     /// Tasks with fewer records are counted in SQL (fast enough there).
     min_rows: AtomicUsize,
-    slots: Mutex<HashMap<String, Slot>>,
+    tasks: Mutex<HashMap<String, TaskEntry>>,
     /// Totals answered from an index, for tests and benches.
     hits: AtomicU64,
 }
@@ -159,6 +200,33 @@ impl std::fmt::Debug for CountIndex {
             .field("budget", &self.budget.load(Ordering::Relaxed))
             .field("min_rows", &self.min_rows.load(Ordering::Relaxed))
             .finish_non_exhaustive()
+    }
+}
+
+/// Writes registered with [`CountIndex::begin_writes`]; completed with
+/// [`WriteGuard::finish`], or abandoned (an error, a cancelled future) when
+/// dropped: an abandoned write that did commit is missing from the index,
+/// whose total then differs from the task's, so it is not used.
+pub struct WriteGuard<'a> {
+    index: &'a CountIndex,
+    /// (task, record id, fact) per call, `None` for a call without record.
+    writes: Vec<Option<(String, String, Option<Fact>)>>,
+}
+
+impl WriteGuard<'_> {
+    /// The calls committed; `written[i]` says whether call `i` was new.
+    pub fn finish(mut self, written: &[bool]) {
+        let writes = std::mem::take(&mut self.writes);
+        self.index.complete(writes, written);
+    }
+}
+
+impl Drop for WriteGuard<'_> {
+    fn drop(&mut self) {
+        if !self.writes.is_empty() {
+            let writes = std::mem::take(&mut self.writes);
+            self.index.complete(writes, &[]);
+        }
     }
 }
 
@@ -177,10 +245,84 @@ impl CountIndex {
         self.budget.load(Ordering::Relaxed) > 0
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Slot>> {
-        // A panic while holding the lock can only have left a slot half
-        // updated; the slots are a cache, so carry on with them.
-        self.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, TaskEntry>> {
+        // A panic while holding the lock can only have left an entry half
+        // updated, and a wrong entry is caught by the total check; carry on.
+        self.tasks.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Register writes of records (task, record id, calldate, score, bill,
+    /// rounds) before their transaction commits; `None` for calls without
+    /// a record. Nothing to do (and `None`) while the index is off.
+    pub fn begin_writes<'a>(
+        &'a self,
+        calls: impl Iterator<Item = Option<(&'a str, &'a str, &'a str, i64, i64, i64)>>,
+    ) -> Option<WriteGuard<'a>> {
+        if !self.enabled() {
+            return None;
+        }
+        let writes: Vec<_> = calls
+            .map(|c| {
+                c.map(|(task, id, calldate, score, bill, rounds)| {
+                    let fact = (|| {
+                        Some(Fact {
+                            calldate: pack_datetime(calldate)?,
+                            score: i32::try_from(score).ok()?,
+                            bill: i32::try_from(bill).ok()?,
+                            rounds: i32::try_from(rounds).ok()?,
+                        })
+                    })();
+                    (task.to_string(), id.to_string(), fact)
+                })
+            })
+            .collect();
+        let mut tasks = self.lock();
+        for (task, id, _) in writes.iter().flatten() {
+            *tasks.entry(task.clone()).or_default().inflight.entry(id.clone()).or_default() += 1;
+        }
+        Some(WriteGuard { index: self, writes })
+    }
+
+    fn complete(&self, writes: Vec<Option<(String, String, Option<Fact>)>>, written: &[bool]) {
+        let mut tasks = self.lock();
+        for (i, w) in writes.into_iter().enumerate() {
+            let Some((task, id, fact)) = w else { continue };
+            let Some(e) = tasks.get_mut(&task) else { continue };
+            if let Some(n) = e.inflight.get_mut(&id) {
+                *n -= 1;
+                if *n == 0 {
+                    e.inflight.remove(&id);
+                }
+            }
+            let already = e.seen.remove(&id);
+            if written.get(i).copied().unwrap_or(false) {
+                match (&mut e.slot, fact) {
+                    (Some(Slot::Ready { .. }), _) if already => {}
+                    (Some(Slot::Ready { facts, .. }), Some(f)) => {
+                        let v = &mut Arc::make_mut(facts).facts;
+                        let at = v.partition_point(|x| x.calldate <= f.calldate);
+                        v.insert(at, f);
+                    }
+                    // A record the index can't hold: count in SQL.
+                    (Some(Slot::Ready { .. }), None) => {
+                        e.slot = Some(Slot::Skip { until: Instant::now() + RETRY_AFTER })
+                    }
+                    (Some(Slot::Building), fact) => e.during_build.push((id, fact)),
+                    (Some(Slot::Skip { .. }) | None, _) => {}
+                }
+            }
+            if e.idle() {
+                tasks.remove(&task);
+            }
+        }
+    }
+
+    /// Record ids of `task` whose writes are in flight or completed during
+    /// the running build: the build asks its snapshot which it holds.
+    pub fn candidates(&self, task: &str) -> Vec<String> {
+        let tasks = self.lock();
+        let Some(e) = tasks.get(task) else { return Vec::new() };
+        e.inflight.keys().chain(e.during_build.iter().map(|(id, _)| id)).cloned().collect()
     }
 
     /// The index of `task` if it holds exactly `total` records.
@@ -194,8 +336,9 @@ impl CountIndex {
             return Lookup::Miss { build: false };
         }
         let now = Instant::now();
-        let mut slots = self.lock();
-        match slots.get_mut(task) {
+        let mut tasks = self.lock();
+        let e = tasks.entry(task.to_string()).or_default();
+        match &mut e.slot {
             Some(Slot::Ready { facts, used, .. }) if facts.len() == rows => {
                 *used = now;
                 self.hits.fetch_add(1, Ordering::Relaxed);
@@ -208,51 +351,76 @@ impl CountIndex {
             Some(Slot::Skip { until }) if now < *until => return Lookup::Miss { build: false },
             Some(_) | None => {}
         }
-        // A stale index stays counted against the budget until replaced:
-        // drop it now, the new one takes its room.
-        slots.insert(task.to_string(), Slot::Building);
+        // A stale index is dropped now; the new one takes its room.
+        e.slot = Some(Slot::Building);
+        e.during_build.clear();
         Lookup::Miss { build: true }
     }
 
     /// Store a finished build (or remember its failure), evicting the
     /// least recently used indexes beyond the budget.
-    pub fn finish(&self, task: &str, built: Result<TaskFacts, StoreError>) {
+    pub fn finish(&self, task: &str, built: Result<Built, StoreError>) {
         let now = Instant::now();
         let budget = self.budget.load(Ordering::Relaxed);
-        let mut slots = self.lock();
-        let facts = match built {
-            Ok(f) if f.len() <= budget => f,
-            Ok(_) => {
-                slots.insert(task.to_string(), Slot::Skip { until: now + RETRY_AFTER });
-                return;
-            }
+        let mut tasks = self.lock();
+        let skip = Slot::Skip { until: now + RETRY_AFTER };
+        let Built { mut facts, checked, visible } = match built {
+            Ok(b) => b,
             Err(e) => {
                 tracing::warn!(task, error = %e, "record count index not built; counting in SQL");
-                slots.insert(task.to_string(), Slot::Skip { until: now + RETRY_AFTER });
+                tasks.entry(task.to_string()).or_default().slot = Some(skip);
                 return;
             }
         };
-        slots.remove(task);
-        let mut used: usize = slots
+        let Some(e) = tasks.get_mut(task) else { return };
+        if !matches!(e.slot, Some(Slot::Building)) {
+            // Turned off and on again meanwhile: this build is not the
+            // entry's; leave it.
+            return;
+        }
+        // Writes completed during the build: added unless the snapshot
+        // held them; writes still in flight that it held: not added later.
+        let mut odd = false;
+        for (id, fact) in std::mem::take(&mut e.during_build) {
+            if checked.contains(&id) && visible.contains(&id) {
+                continue;
+            }
+            match fact {
+                Some(f) => facts.facts.push(f),
+                None => odd = true,
+            }
+        }
+        e.seen = e.inflight.keys().filter(|id| visible.contains(*id)).cloned().collect();
+        if odd || facts.len() > budget {
+            e.slot = Some(skip);
+            return;
+        }
+        facts.facts.sort_by_key(|x| x.calldate);
+        e.slot = None;
+        let mut used: usize = tasks
             .values()
-            .map(|s| match s {
-                Slot::Ready { facts, .. } => facts.len(),
-                Slot::Building | Slot::Skip { .. } => 0,
+            .map(|e| match &e.slot {
+                Some(Slot::Ready { facts, .. }) => facts.len(),
+                Some(Slot::Building | Slot::Skip { .. }) | None => 0,
             })
             .sum();
         while used + facts.len() > budget {
-            let oldest = slots
+            let oldest = tasks
                 .iter()
-                .filter_map(|(k, s)| match s {
-                    Slot::Ready { used, facts, .. } => Some((*used, k.clone(), facts.len())),
-                    Slot::Building | Slot::Skip { .. } => None,
+                .filter_map(|(k, e)| match &e.slot {
+                    Some(Slot::Ready { used, facts, .. }) => Some((*used, k.clone(), facts.len())),
+                    Some(Slot::Building | Slot::Skip { .. }) | None => None,
                 })
                 .min();
             let Some((_, k, n)) = oldest else { break };
-            slots.remove(&k);
+            if let Some(e) = tasks.get_mut(&k) {
+                e.slot = None;
+            }
             used -= n;
         }
-        slots.insert(task.to_string(), Slot::Ready { facts: Arc::new(facts), built: now, used: now });
+        tasks.retain(|k, e| k == task || !e.idle());
+        tasks.entry(task.to_string()).or_default().slot =
+            Some(Slot::Ready { facts: Arc::new(facts), built: now, used: now });
     }
 
     /// Totals answered from an index so far.
@@ -262,43 +430,80 @@ impl CountIndex {
 
     /// Whether `task` has an index (of any age); for tests and benches.
     pub fn is_ready(&self, task: &str) -> bool {
-        matches!(self.lock().get(task), Some(Slot::Ready { .. }))
+        matches!(self.lock().get(task).and_then(|e| e.slot.as_ref()), Some(Slot::Ready { .. }))
     }
 }
 
-/// Read `task`'s records into an index. `sql` selects `calldate, score,
-/// bill, rounds` of one task (placeholders already in the pool's dialect).
-pub async fn build(pool: &AnyPool, sql: &str, task: &str) -> Result<TaskFacts, StoreError> {
-    let mut rows = sqlx::query(sqlx::AssertSqlSafe(sql.to_string())).bind(task).fetch(pool);
+/// The statements a build runs, in the pool's dialect.
+pub struct BuildSql {
+    /// `BEGIN` of a transaction whose reads share one snapshot.
+    pub begin: &'static str,
+    /// `calldate, score, bill, rounds` of one task's records.
+    pub scan: String,
+    /// PostgreSQL's `$n` placeholders instead of `?`.
+    pub numbered: bool,
+}
+
+/// Read `task`'s records into an index, and ask the same snapshot which of
+/// the writes this process has in flight (or completed meanwhile) it holds.
+pub async fn build(pool: &AnyPool, sql: &BuildSql, task: &str, index: &CountIndex) -> Result<Built, StoreError> {
+    let mut tx = pool.begin_with(sql.begin).await?;
     let mut facts = Vec::new();
-    while let Some(r) = rows.try_next().await? {
-        let calldate: String = r.try_get(0)?;
-        let odd = |what: &str| StoreError::Invalid(format!("record of task {task}: {what} not indexable"));
-        let int = |i: usize, what: &str| -> Result<i32, StoreError> {
-            let v: i64 = r.try_get(i)?;
-            i32::try_from(v).map_err(|_| odd(what))
-        };
-        facts.push(Fact {
-            calldate: pack_datetime(&calldate).ok_or_else(|| odd("calldate"))?,
-            score: int(1, "score")?,
-            bill: int(2, "bill")?,
-            rounds: int(3, "rounds")?,
-        });
+    {
+        let mut rows = sqlx::query(sqlx::AssertSqlSafe(sql.scan.clone())).bind(task).fetch(&mut *tx);
+        while let Some(r) = rows.try_next().await? {
+            let calldate: String = r.try_get(0)?;
+            let odd = |what: &str| StoreError::Invalid(format!("record of task {task}: {what} not indexable"));
+            let int = |i: usize, what: &str| -> Result<i32, StoreError> {
+                let v: i64 = r.try_get(i)?;
+                i32::try_from(v).map_err(|_| odd(what))
+            };
+            facts.push(Fact {
+                calldate: pack_datetime(&calldate).ok_or_else(|| odd("calldate"))?,
+                score: int(1, "score")?,
+                bill: int(2, "bill")?,
+                rounds: int(3, "rounds")?,
+            });
+        }
     }
+    // Every write that could have committed before the snapshot registered
+    // before it (registration precedes the commit), so it is among these.
+    let checked: HashSet<String> = index.candidates(task).into_iter().collect();
+    let mut visible = HashSet::new();
+    let ids: Vec<&String> = checked.iter().collect();
+    for chunk in ids.chunks(500) {
+        let (first, ids) = if sql.numbered {
+            ("$1".to_string(), (2..chunk.len() + 2).map(|i| format!("${i}")).collect::<Vec<_>>().join(", "))
+        } else {
+            ("?".to_string(), super::api::placeholders(chunk.len()))
+        };
+        let q = format!("SELECT id FROM records WHERE task_id = {first} AND id IN ({ids})");
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(q)).bind(task);
+        for id in chunk {
+            query = query.bind((*id).clone());
+        }
+        for r in query.fetch_all(&mut *tx).await? {
+            visible.insert(r.try_get::<String, _>(0)?);
+        }
+    }
+    tx.rollback().await?;
     facts.sort_unstable_by_key(|x| x.calldate);
     facts.shrink_to_fit();
-    Ok(TaskFacts { facts })
+    Ok(Built { facts: TaskFacts { facts }, checked, visible })
 }
 
 /// Build `task`'s index off the request path and hand it to `index` (if
 /// the store still exists). The build only reads; a build cut short by the
 /// runtime stopping leaves nothing behind.
-pub fn spawn_build(pool: AnyPool, sql: String, task: String, index: Weak<CountIndex>) {
+pub fn spawn_build(pool: AnyPool, sql: BuildSql, task: String, index: Weak<CountIndex>) {
     tokio::spawn(async move {
         let started = Instant::now();
-        let built = build(&pool, &sql, &task).await;
-        if let Ok(f) = &built {
-            tracing::debug!(task = %task, rows = f.len(), ms = started.elapsed().as_millis() as u64, "record count index built");
+        let built = match index.upgrade() {
+            Some(ix) => build(&pool, &sql, &task, &ix).await,
+            None => return,
+        };
+        if let Ok(b) = &built {
+            tracing::debug!(task = %task, rows = b.facts.len(), ms = started.elapsed().as_millis() as u64, "record count index built");
         }
         if let Some(index) = index.upgrade() {
             index.finish(&task, built);
@@ -399,7 +604,11 @@ mod tests {
         assert!(matches!(index.lookup("a", 26), Lookup::Miss { build: false }), "over the budget");
         assert!(matches!(index.lookup("a", 10), Lookup::Miss { build: true }));
         assert!(matches!(index.lookup("a", 10), Lookup::Miss { build: false }), "one build at a time");
-        let ten = || facts(&[("2020-01-01 00:00:00", 1, 1, 1); 10]);
+        let ten = || Built {
+            facts: facts(&[("2020-01-01 00:00:00", 1, 1, 1); 10]),
+            checked: HashSet::new(),
+            visible: HashSet::new(),
+        };
         index.finish("a", Ok(ten()));
         assert!(matches!(index.lookup("a", 10), Lookup::Hit(_)));
         assert!(matches!(index.lookup("a", 11), Lookup::Miss { build: false }), "stale, rebuilt later");
@@ -414,5 +623,55 @@ mod tests {
         assert!(matches!(index.lookup("d", 10), Lookup::Miss { build: true }));
         index.finish("d", Err(StoreError::Invalid("odd".into())));
         assert!(matches!(index.lookup("d", 10), Lookup::Miss { build: false }));
+    }
+
+    #[test]
+    fn writes_around_a_build_are_counted_once() {
+        let index = CountIndex::default();
+        index.configure(1_000, 1);
+        let rec = |id: &'static str| Some(("t", id, "2020-01-02 00:00:00", 5, 1_000, 2));
+        // a: committed before the snapshot, completes after the build
+        // (in flight, visible). b: in flight, committed after the snapshot.
+        // c: completes during the build, visible. d: completes during the
+        // build, not visible. e: registered after the build asked.
+        let ga = index.begin_writes([rec("a")].into_iter()).expect("on");
+        let gb = index.begin_writes([rec("b")].into_iter()).expect("on");
+        let gc = index.begin_writes([rec("c")].into_iter()).expect("on");
+        let gd = index.begin_writes([rec("d"), None].into_iter()).expect("on");
+        assert!(matches!(index.lookup("t", 3), Lookup::Miss { build: true }));
+        gc.finish(&[true]);
+        gd.finish(&[true, false]);
+        let mut checked: Vec<String> = index.candidates("t");
+        checked.sort();
+        assert_eq!(checked, ["a", "b", "c", "d"]);
+        let ge = index.begin_writes([rec("e")].into_iter()).expect("on");
+        let snapshot = facts(&[
+            ("2020-01-01 00:00:00", 1, 1, 1),
+            ("2020-01-01 00:00:01", 1, 1, 1),
+            ("2020-01-03 00:00:00", 9, 9, 9),
+        ]);
+        // The snapshot's 3 rows include a and c (as stand-ins above).
+        let visible: HashSet<String> = ["a", "c"].iter().map(|s| s.to_string()).collect();
+        index.finish("t", Ok(Built { facts: snapshot, checked: checked.into_iter().collect(), visible }));
+        // 3 + d.
+        assert!(matches!(index.lookup("t", 4), Lookup::Hit(_)));
+        ga.finish(&[true]); // already in the snapshot: not added again
+        assert!(matches!(index.lookup("t", 4), Lookup::Hit(_)));
+        gb.finish(&[true]);
+        ge.finish(&[true]);
+        let Lookup::Hit(f) = index.lookup("t", 6) else { panic!("b and e not added") };
+        let all = RecordFilter::default();
+        assert_eq!(f.count(&all), Some(6));
+        let day2 = RecordFilter {
+            start_at: Some("2020-01-02 00:00:00".into()),
+            end_at: Some("2020-01-02 23:59:59".into()),
+            ..RecordFilter::default()
+        };
+        assert_eq!(f.count(&day2), Some(3), "d, b and e, in date order among the snapshot's rows");
+        // A write that fails (dropped guard) adds nothing; a duplicate neither.
+        drop(index.begin_writes([rec("f")].into_iter()));
+        index.begin_writes([rec("g")].into_iter()).expect("on").finish(&[false]);
+        assert!(matches!(index.lookup("t", 6), Lookup::Hit(_)));
+        assert!(index.lock().get("t").is_some_and(|e| e.inflight.is_empty() && e.seen.is_empty()));
     }
 }

@@ -146,6 +146,7 @@ impl Store {
     /// and the outbox rows commit together, or neither does. Returns what
     /// [`Store::write_call`] returns (`false`: duplicate, nothing written).
     pub async fn write_call_with_outbox(&self, c: &CallWrite, events: &[NewEvent]) -> Result<bool, StoreError> {
+        let guard = self.register_writes(std::slice::from_ref(c));
         let mut tx = self.begin_write().await?;
         if !self.write_call_in(&mut tx, c).await? {
             tx.rollback().await?;
@@ -155,6 +156,9 @@ impl Store {
             self.insert_event(&mut tx, e).await?;
         }
         tx.commit().await?;
+        if let Some(g) = guard {
+            g.finish(&[true]);
+        }
         Ok(true)
     }
 
