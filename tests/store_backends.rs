@@ -568,6 +568,10 @@ async fn write_call_is_idempotent_per_callid(db: &Db) {
         .try_get("state")
         .expect("state");
     assert_eq!(state, "finalized");
+    // The finalized attempt left open_dials (migration 0014); the other
+    // attempt of the node is still open.
+    let open: Vec<String> = s.ledger_open("node-a").await.expect("open").into_iter().map(|l| l.uuid).collect();
+    assert_eq!(open, vec!["will-be-replaced".to_string()]);
     // The number row carries the call (bill and duration in ms).
     let r = sqlx::query(
         s.sql("SELECT status, bill, duration, callid, attempts, claimed_by FROM autodialer_number WHERE id = ?"),

@@ -112,7 +112,8 @@ async fn bulk_numbers(s: &Store, task_id: &str, n: usize) -> Result<Vec<(i64, St
 }
 
 /// The ledger rows the dialer writes before each originate (setup, not
-/// measured), so the finalizer's ledger UPDATE has rows to change.
+/// measured), so the finalizer's ledger UPDATE has rows to change; all
+/// calls of one task.
 async fn bulk_ledger(s: &Store, calls: &[CallWrite]) -> Result<()> {
     let now = voxdial::store::now_str();
     for chunk in calls.chunks(1000) {
@@ -133,6 +134,15 @@ async fn bulk_ledger(s: &Store, calls: &[CallWrite]) -> Result<()> {
         }
         query.execute(s.pool()).await?;
     }
+    // Store::ledger_begin lists each attempt in open_dials too (0014); the
+    // finalizer deletes it there.
+    let task = calls.first().map(|c| c.task_id.clone()).unwrap_or_default();
+    sqlx::query(s.sql(
+        "INSERT INTO open_dials (origination_uuid, node_id, number_id, ledger_id) SELECT origination_uuid, node_id, number_id, id FROM dial_ledger WHERE task_id = ?",
+    ))
+    .bind(task)
+    .execute(s.pool())
+    .await?;
     Ok(())
 }
 

@@ -121,7 +121,7 @@ pub(crate) async fn take_over(c: &Cluster, finalizer: &Finalizer) -> Result<Take
             continue;
         }
         let released = sqlx::query(store.sql(
-            "UPDATE autodialer_number SET claimed_by = NULL, claim_expires_at = NULL WHERE claimed_by = ? AND status = 0 AND NOT EXISTS (SELECT 1 FROM dial_ledger l WHERE l.number_id = autodialer_number.id AND l.node_id = ? AND l.state NOT IN ('finalized', 'failed'))",
+            "UPDATE autodialer_number SET claimed_by = NULL, claim_expires_at = NULL WHERE claimed_by = ? AND status = 0 AND NOT EXISTS (SELECT 1 FROM open_dials o WHERE o.number_id = autodialer_number.id AND o.node_id = ?)",
         ))
         .bind(&node)
         .bind(&node)
@@ -132,7 +132,7 @@ pub(crate) async fn take_over(c: &Cluster, finalizer: &Finalizer) -> Result<Take
         out.released += released;
         let old = in_secs(-c.config().orphan_after_secs);
         let open = sqlx::query(store.sql(
-            "SELECT origination_uuid FROM dial_ledger WHERE node_id = ? AND state NOT IN ('finalized', 'failed') AND created_at < ? ORDER BY id",
+            "SELECT o.origination_uuid FROM open_dials o JOIN dial_ledger l ON l.id = o.ledger_id WHERE o.node_id = ? AND l.state NOT IN ('finalized', 'failed') AND l.created_at < ? ORDER BY o.ledger_id",
         ))
         .bind(&node)
         .bind(&old)
@@ -141,18 +141,38 @@ pub(crate) async fn take_over(c: &Cluster, finalizer: &Finalizer) -> Result<Take
         .map_err(StoreError::from)?;
         for row in open {
             let uuid: String = row.try_get("origination_uuid").map_err(StoreError::from)?;
-            // Move the attempt to us first: only one live node wins it.
-            let won = sqlx::query(store.sql(
-                "UPDATE dial_ledger SET node_id = ?, state = 'taken_over', updated_at = ? WHERE origination_uuid = ? AND node_id = ? AND state NOT IN ('finalized', 'failed')",
-            ))
-            .bind(c.node_id())
-            .bind(now_str())
-            .bind(&uuid)
-            .bind(&node)
-            .execute(store.pool())
-            .await
-            .map_err(StoreError::from)?
-            .rows_affected();
+            // Move the attempt to us first: only one live node wins it (the
+            // ledger row and its open_dials row move together).
+            let mut tx = store.begin_write().await?;
+            let moved =
+                sqlx::query(store.sql("UPDATE open_dials SET node_id = ? WHERE origination_uuid = ? AND node_id = ?"))
+                    .bind(c.node_id())
+                    .bind(&uuid)
+                    .bind(&node)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(StoreError::from)?
+                    .rows_affected();
+            let won = if moved == 1 {
+                sqlx::query(store.sql(
+                    "UPDATE dial_ledger SET node_id = ?, state = 'taken_over', updated_at = ? WHERE origination_uuid = ? AND node_id = ? AND state NOT IN ('finalized', 'failed')",
+                ))
+                .bind(c.node_id())
+                .bind(now_str())
+                .bind(&uuid)
+                .bind(&node)
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::from)?
+                .rows_affected()
+            } else {
+                0
+            };
+            if won == 1 {
+                tx.commit().await.map_err(StoreError::from)?;
+            } else {
+                tx.rollback().await.map_err(StoreError::from)?;
+            }
             if won == 1 {
                 crate::dialer::reconcile::finalize_lost(store, finalizer, &uuid).await.map_err(|e| match e {
                     crate::dialer::DialerError::Store(s) => ClusterError::Store(s),
@@ -238,10 +258,7 @@ pub async fn status(store: &Store, cfg: &ClusterConfig) -> Result<ClusterStatus,
                 info = serde_json::from_str(&v).ok().or(info);
             }
         }
-        let open =
-            sqlx::query(store.sql(
-                "SELECT COUNT(*) AS n FROM dial_ledger WHERE node_id = ? AND state NOT IN ('finalized', 'failed')",
-            ))
+        let open = sqlx::query(store.sql("SELECT COUNT(*) AS n FROM open_dials WHERE node_id = ?"))
             .bind(&node_id)
             .fetch_one(store.pool())
             .await

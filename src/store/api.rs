@@ -589,7 +589,8 @@ impl Store {
             wh.push(format!(
                 // A record's tags carry its task (migration 0011): the planner
                 // may drive from taggables_task_tag (a hash of the task's
-                // tagged ids) or probe taggables_tag_target per record.
+                // tagged ids) or probe the primary key (taggable_id, tag_id)
+                // per record.
                 "EXISTS (SELECT 1 FROM taggables tg WHERE tg.tag_id IN ({}) AND tg.taggable_type = 'record' AND tg.task_id = r.task_id AND tg.taggable_id = r.id)",
                 placeholders(f.tags.len())
             ));

@@ -243,20 +243,24 @@ impl Store {
             }
         }
 
-        // 4. Ledger rows.
+        // 4. Ledger rows, and the calls leave open_dials.
         if self.backend == Backend::Postgres {
-            sqlx::query(self.sql(&pg_ledger_update()))
-                .bind(now.clone())
-                .bind(json_rows(&rows.ledger))
-                .execute(&mut **tx)
-                .await?;
+            let ids = json_rows(&rows.ledger);
+            sqlx::query(self.sql(&pg_ledger_update())).bind(now.clone()).bind(ids.clone()).execute(&mut **tx).await?;
+            sqlx::query(self.sql(&pg_open_dials_delete())).bind(ids).execute(&mut **tx).await?;
         } else {
             for chunk in new.chunks(CHUNK) {
+                let list = vec!["?"; chunk.len()].join(", ");
                 let q = format!(
-                    "UPDATE dial_ledger SET state = 'finalized', updated_at = ? WHERE origination_uuid IN ({})",
-                    vec!["?"; chunk.len()].join(", ")
+                    "UPDATE dial_ledger SET state = 'finalized', updated_at = ? WHERE origination_uuid IN ({list})"
                 );
                 let mut query = sqlx::query(self.sql(&q)).bind(now.clone());
+                for c in chunk {
+                    query = query.bind(c.callid.clone());
+                }
+                query.execute(&mut **tx).await?;
+                let q = format!("DELETE FROM open_dials WHERE origination_uuid IN ({list})");
+                let mut query = sqlx::query(self.sql(&q));
                 for c in chunk {
                     query = query.bind(c.callid.clone());
                 }
@@ -329,36 +333,22 @@ impl Store {
     /// multi-row heap insert per page, no `jsonb` to take apart: about a
     /// third less server CPU per call, see docs/bench-store.md); the number
     /// and ledger UPDATEs are those of [`Store::write_calls_in`]. `COPY` has
-    /// no `ON CONFLICT`, so the call ids already stored are looked up first;
-    /// one written by a concurrent transaction since then makes the history
-    /// `COPY` fail with a unique violation, and the caller falls back to
-    /// [`Store::write_calls_in`], which decides call by call.
+    /// no `ON CONFLICT`: a call id already stored (a replay after a crash, or
+    /// a concurrent writer of the same call) makes the history `COPY` fail
+    /// with a unique violation, and the caller falls back to
+    /// [`Store::write_calls_in`], which decides call by call. Such batches
+    /// are rare, so no lookup of stored ids runs first (it cost a statement
+    /// and a probe of the call id index per call in every batch).
     async fn write_calls_copy(&self, pg: &sqlx::PgPool, calls: &[CallWrite]) -> Result<Vec<bool>, StoreError> {
         for c in calls {
             check_call(c)?;
         }
         let now = now_str();
         let mut tx = pg.begin().await?;
-        let (firsts, history) = history_rows(calls, &now);
-        let ids: Vec<&str> = firsts.iter().map(|&i| calls[i].callid.as_str()).collect();
-        let stored: HashSet<String> =
-            sqlx::query_scalar("SELECT call_id FROM auto_call_histories WHERE call_id = ANY($1)")
-                .bind(&ids)
-                .fetch_all(&mut *tx)
-                .await?
-                .into_iter()
-                .collect();
+        let (firsts, new_history) = history_rows(calls, &now);
         let mut written = vec![false; calls.len()];
-        let mut new_history = Vec::with_capacity(history.len());
-        for (&i, row) in firsts.iter().zip(history) {
-            if !stored.contains(&calls[i].callid) {
-                written[i] = true;
-                new_history.push(row);
-            }
-        }
-        if new_history.is_empty() {
-            tx.rollback().await?;
-            return Ok(written);
+        for &i in &firsts {
+            written[i] = true;
         }
         let new: Vec<&CallWrite> = calls.iter().zip(&written).filter(|(_, w)| **w).map(|(c, _)| c).collect();
         let owned = NewRows::of(&new);
@@ -380,11 +370,9 @@ impl Store {
             .bind(json_rows(&rows.numbers))
             .execute(&mut *tx)
             .await?;
-        sqlx::query(self.sql(&pg_ledger_update()))
-            .bind(now.clone())
-            .bind(json_rows(&rows.ledger))
-            .execute(&mut *tx)
-            .await?;
+        let ids = json_rows(&rows.ledger);
+        sqlx::query(self.sql(&pg_ledger_update())).bind(now.clone()).bind(ids.clone()).execute(&mut *tx).await?;
+        sqlx::query(self.sql(&pg_open_dials_delete())).bind(ids).execute(&mut *tx).await?;
         for (t, rows) in [(&COUNTS, &rows.counts), (&FACETS, &rows.facets), (&TAG_COUNTS, &rows.tag_counts)] {
             if !rows.is_empty() {
                 sqlx::query(self.sql(&self.counts_upsert_sql(t, rows.len())))
@@ -461,15 +449,22 @@ impl Store {
             query.execute(&mut *tx).await?;
         }
 
-        // Ledger rows, the IN list padded to a power of two.
+        // Ledger rows and their open_dials rows, the IN list padded to a
+        // power of two.
         let ids: Vec<&str> = new.iter().map(|c| c.callid.as_str()).collect();
         for chunk in ids.chunks(512) {
             let slots = chunk.len().next_power_of_two();
+            let list = vec!["?"; slots].join(", ");
             let q = format!(
-                "UPDATE dial_ledger SET state = 'finalized', updated_at = ? WHERE origination_uuid IN ({})",
-                vec!["?"; slots].join(", ")
+                "UPDATE dial_ledger SET state = 'finalized', updated_at = ? WHERE origination_uuid IN ({list})"
             );
             let mut query = sqlx::query::<sqlx::Sqlite>(sqlx::AssertSqlSafe(q)).bind(now.as_str());
+            for i in 0..slots {
+                query = query.bind(chunk[i.min(chunk.len() - 1)]);
+            }
+            query.execute(&mut *tx).await?;
+            let q = format!("DELETE FROM open_dials WHERE origination_uuid IN ({list})");
+            let mut query = sqlx::query::<sqlx::Sqlite>(sqlx::AssertSqlSafe(q));
             for i in 0..slots {
                 query = query.bind(chunk[i.min(chunk.len() - 1)]);
             }
@@ -592,6 +587,12 @@ fn pg_ledger_update() -> String {
         "UPDATE dial_ledger SET state = 'finalized', updated_at = ? WHERE origination_uuid IN (SELECT x.c0 FROM {})",
         LEDGER.recordset()
     )
+}
+
+/// The finalized calls leave `open_dials` (migration 0014) on PostgreSQL:
+/// the call ids as `jsonb`, as for [`pg_ledger_update`].
+fn pg_open_dials_delete() -> String {
+    format!("DELETE FROM open_dials WHERE origination_uuid IN (SELECT x.c0 FROM {})", LEDGER.recordset())
 }
 
 /// What the calls a batch writes (those the history gate let through) own

@@ -19,10 +19,11 @@ pub struct LedgerRow {
 }
 
 impl Store {
-    /// Attempts of `node` whose outcome was never written.
+    /// Attempts of `node` whose outcome was never written (its rows in
+    /// `open_dials`, migration 0014).
     pub async fn ledger_open(&self, node: &str) -> Result<Vec<LedgerRow>, StoreError> {
         let rows = sqlx::query(self.sql(
-            "SELECT task_id, number_id, number, attempt, origination_uuid, state, created_at FROM dial_ledger WHERE node_id = ? AND state NOT IN ('finalized', 'failed') ORDER BY id",
+            "SELECT l.task_id, l.number_id, l.number, l.attempt, l.origination_uuid, l.state, l.created_at FROM open_dials o JOIN dial_ledger l ON l.id = o.ledger_id WHERE o.node_id = ? AND l.state NOT IN ('finalized', 'failed') ORDER BY o.ledger_id",
         ))
         .bind(node)
         .fetch_all(self.pool())
@@ -70,7 +71,7 @@ impl Store {
     /// may wait in the finalizer's spool): those are never released blindly.
     pub async fn release_node_claims(&self, node: &str) -> Result<u64, StoreError> {
         let r = sqlx::query(self.sql(
-            "UPDATE autodialer_number SET claimed_by = NULL, claim_expires_at = NULL WHERE claimed_by = ? AND status = 0 AND id NOT IN (SELECT number_id FROM dial_ledger WHERE node_id = ? AND state NOT IN ('finalized', 'failed'))",
+            "UPDATE autodialer_number SET claimed_by = NULL, claim_expires_at = NULL WHERE claimed_by = ? AND status = 0 AND id NOT IN (SELECT number_id FROM open_dials WHERE node_id = ?)",
         ))
         .bind(node)
         .bind(node)

@@ -863,7 +863,9 @@ impl Store {
         Ok(())
     }
 
-    /// Durably record an attempt before its originate is sent.
+    /// Durably record an attempt before its originate is sent, and list it
+    /// among the open dials (`open_dials`, migration 0014: the finalizing
+    /// ledger UPDATE stays HOT when no index names `state`).
     pub async fn ledger_begin(
         &self,
         task_id: &str,
@@ -878,6 +880,25 @@ impl Store {
         check("dial_ledger", "origination_uuid", uuid, chars(limits::ID))?;
         check("dial_ledger", "node_id", node, chars(limits::NODE))?;
         let now = now_str();
+        if self.backend == Backend::Postgres {
+            // One statement (one round trip before the originate), atomic.
+            sqlx::query(self.sql(
+                "WITH l AS (INSERT INTO dial_ledger (task_id, number_id, number, attempt, origination_uuid, node_id, state, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'originating', ?, ?) RETURNING origination_uuid, node_id, number_id, id) \
+                 INSERT INTO open_dials (origination_uuid, node_id, number_id, ledger_id) SELECT origination_uuid, node_id, number_id, id FROM l",
+            ))
+            .bind(task_id)
+            .bind(number_id)
+            .bind(number)
+            .bind(attempt)
+            .bind(uuid)
+            .bind(node)
+            .bind(&now)
+            .bind(&now)
+            .execute(&self.pool)
+            .await?;
+            return Ok(());
+        }
+        let mut tx = self.begin_write().await?;
         sqlx::query(self.sql(
             "INSERT INTO dial_ledger (task_id, number_id, number, attempt, origination_uuid, node_id, state, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'originating', ?, ?)",
         ))
@@ -889,14 +910,22 @@ impl Store {
         .bind(node)
         .bind(&now)
         .bind(&now)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        sqlx::query(self.sql(
+            "INSERT INTO open_dials (origination_uuid, node_id, number_id, ledger_id) SELECT origination_uuid, node_id, number_id, id FROM dial_ledger WHERE origination_uuid = ?",
+        ))
+        .bind(uuid)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
         Ok(())
     }
 
     pub async fn ledger_set(&self, uuid: &str, state: &str, detail: Option<&str>) -> Result<(), StoreError> {
         check("dial_ledger", "state", state, chars(limits::SHORT))?;
         check_opt("dial_ledger", "detail", detail, limits::TEXT)?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             self.sql("UPDATE dial_ledger SET state = ?, detail = ?, updated_at = ? WHERE origination_uuid = ?"),
         )
@@ -904,8 +933,15 @@ impl Store {
         .bind(detail)
         .bind(now_str())
         .bind(uuid)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        if matches!(state, "finalized" | "failed") {
+            sqlx::query(self.sql("DELETE FROM open_dials WHERE origination_uuid = ?"))
+                .bind(uuid)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
