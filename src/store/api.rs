@@ -15,7 +15,7 @@ use sqlx::any::AnyRow;
 use sqlx::{Column, Row, TypeInfo, ValueRef};
 
 use super::call::{FACET_ROUNDS, FACET_SCORE};
-use super::count_index::{answerable, spawn_build, BuildSql, Lookup};
+use super::count_index::{answerable, spawn_build, BuildSql, CountIndex, Lookup};
 use super::{now_str, Store, StoreError};
 
 /// `users.type` of a main account (seed 002).
@@ -71,6 +71,45 @@ const FEW_MATCHES: i64 = 20_000;
 /// From this `OFFSET` on, a page of records selects its ids first (from the
 /// index alone) and fetches just the page's rows.
 const DEEP_OFFSET: i64 = 150;
+
+/// What the in-memory count index made of a total.
+enum Indexed<'a> {
+    Counted(i64),
+    /// Count in SQL; and start this build afterwards.
+    Miss(Option<DueBuild<'a>>),
+}
+
+/// A build [`CountIndex::lookup`] handed to this request. Started with
+/// [`DueBuild::start`]; if the request is dropped first, the task's slot is
+/// released so the next request can build.
+struct DueBuild<'a> {
+    index: &'a std::sync::Arc<CountIndex>,
+    task: Option<String>,
+}
+
+impl DueBuild<'_> {
+    fn start(mut self, store: &Store) {
+        let Some(task) = self.task.take() else { return };
+        let sql = BuildSql {
+            begin: match store.backend {
+                super::Backend::Postgres => "BEGIN ISOLATION LEVEL REPEATABLE READ",
+                super::Backend::MySql => "START TRANSACTION WITH CONSISTENT SNAPSHOT",
+                super::Backend::Sqlite => "BEGIN",
+            },
+            scan: store.sql("SELECT calldate, score, bill, rounds FROM records WHERE task_id = ?").0,
+            numbered: store.backend == super::Backend::Postgres,
+        };
+        spawn_build(store.pool().clone(), sql, task, std::sync::Arc::downgrade(self.index));
+    }
+}
+
+impl Drop for DueBuild<'_> {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            self.index.abandon(&task);
+        }
+    }
+}
 
 /// Filters of `POST v1/task/query_done_task_phones`, already validated.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -701,13 +740,20 @@ impl Store {
         let order = "ORDER BY r.calldate DESC, r.id DESC";
         let offset = (f.page.max(1) - 1) * f.per_page;
         let count = async {
+            let mut build = None;
             if indexed {
-                if let Some(n) = self.indexed_count(f).await? {
-                    return Ok(n);
+                match self.indexed_count(f).await? {
+                    Indexed::Counted(n) => return Ok(n),
+                    Indexed::Miss(b) => build = b,
                 }
             }
-            let r = bind_args(sqlx::query(self.sql(&count_q)), &count_args).fetch_one(self.pool()).await?;
-            Ok::<i64, StoreError>(r.try_get(0)?)
+            let r = bind_args(sqlx::query(self.sql(&count_q)), &count_args).fetch_one(self.pool()).await;
+            // The build starts once this count is done, not beside it: both
+            // read the whole window, and the request waits for the count.
+            if let Some(b) = build {
+                b.start(self);
+            }
+            Ok::<i64, StoreError>(r?.try_get(0)?)
         };
         // The page is planned for its actual values every time (an unnamed
         // statement): a cached generic plan can't tell how many rows the
@@ -801,29 +847,20 @@ impl Store {
     }
 
     /// `f`'s total from the task's in-memory index, if it holds exactly the
-    /// task's records now; else `None` (and a build starts if due).
-    async fn indexed_count(&self, f: &RecordFilter) -> Result<Option<i64>, StoreError> {
+    /// task's records now; else a due build, to start after the SQL count.
+    async fn indexed_count(&self, f: &RecordFilter) -> Result<Indexed<'_>, StoreError> {
         let int = if self.backend == super::Backend::MySql { "SIGNED" } else { "BIGINT" };
         let q = format!("SELECT CAST(COALESCE(SUM(records), 0) AS {int}) FROM record_counts WHERE task_id = ?");
         let total: i64 = sqlx::query(self.sql(&q)).bind(&f.task_id).fetch_one(self.pool()).await?.try_get(0)?;
-        match self.counts.lookup(&f.task_id, total) {
-            Lookup::Hit(facts) => Ok(facts.count(f)),
+        Ok(match self.counts.lookup(&f.task_id, total) {
+            Lookup::Hit(facts) => match facts.count(f) {
+                Some(n) => Indexed::Counted(n),
+                None => Indexed::Miss(None),
+            },
             Lookup::Miss { build } => {
-                if build {
-                    let sql = BuildSql {
-                        begin: match self.backend {
-                            super::Backend::Postgres => "BEGIN ISOLATION LEVEL REPEATABLE READ",
-                            super::Backend::MySql => "START TRANSACTION WITH CONSISTENT SNAPSHOT",
-                            super::Backend::Sqlite => "BEGIN",
-                        },
-                        scan: self.sql("SELECT calldate, score, bill, rounds FROM records WHERE task_id = ?").0,
-                        numbered: self.backend == super::Backend::Postgres,
-                    };
-                    spawn_build(self.pool().clone(), sql, f.task_id.clone(), std::sync::Arc::downgrade(&self.counts));
-                }
-                Ok(None)
+                Indexed::Miss(build.then(|| DueBuild { index: &self.counts, task: Some(f.task_id.clone()) }))
             }
-        }
+        })
     }
 
     /// A record whose task is in scope; `task_id` narrows it to one task.

@@ -418,6 +418,21 @@ impl CountIndex {
         Lookup::Miss { build: true }
     }
 
+    /// A build [`CountIndex::lookup`] asked for will not run (its request
+    /// went away first): free the slot for the next request to build.
+    pub fn abandon(&self, task: &str) {
+        let mut tasks = self.lock();
+        if let Some(e) = tasks.get_mut(task) {
+            if matches!(e.slot, Some(Slot::Building)) {
+                e.slot = None;
+                e.during_build.clear();
+            }
+            if e.idle() {
+                tasks.remove(task);
+            }
+        }
+    }
+
     /// Store a finished build (or remember its failure), evicting the
     /// least recently used indexes beyond the budget.
     pub fn finish(&self, task: &str, built: Result<Built, StoreError>) {
@@ -676,6 +691,11 @@ mod tests {
         assert!(matches!(index.lookup("c", 10), Lookup::Miss { build: true }));
         index.finish("c", Ok(ten()));
         assert!(!index.is_ready("a") && index.is_ready("b") && index.is_ready("c"));
+        // A build whose request went away frees the slot for the next one.
+        assert!(matches!(index.lookup("e", 10), Lookup::Miss { build: true }));
+        index.abandon("e");
+        assert!(matches!(index.lookup("e", 10), Lookup::Miss { build: true }));
+        index.abandon("e");
         // A failed build is not retried at once.
         assert!(matches!(index.lookup("d", 10), Lookup::Miss { build: true }));
         index.finish("d", Err(StoreError::Invalid("odd".into())));
