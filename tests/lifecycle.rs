@@ -285,6 +285,8 @@ fn the_shipped_example_config_is_valid() {
     assert_eq!(cfg.compliance.limits.len(), 2);
     assert!(cfg.log.mask_numbers);
     assert_eq!(cfg.metrics.listen, "127.0.0.1:9464");
+    assert_eq!(cfg.api.record_count_index_rows, 4_000_000);
+    assert_eq!(cfg.api.cps_window_secs, 10);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
