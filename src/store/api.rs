@@ -851,12 +851,22 @@ impl Store {
     async fn indexed_count(&self, f: &RecordFilter) -> Result<Indexed<'_>, StoreError> {
         let int = if self.backend == super::Backend::MySql { "SIGNED" } else { "BIGINT" };
         let q = format!("SELECT CAST(COALESCE(SUM(records), 0) AS {int}) FROM record_counts WHERE task_id = ?");
+        // The view first, then the total: see CountIndex::view.
+        let view = self.counts.view(&f.task_id);
         let total: i64 = sqlx::query(self.sql(&q)).bind(&f.task_id).fetch_one(self.pool()).await?.try_get(0)?;
-        Ok(match self.counts.lookup(&f.task_id, total) {
-            Lookup::Hit(facts) => match facts.count(f) {
-                Some(n) => Indexed::Counted(n),
+        if let Some(v) = view.filter(|v| i64::try_from(v.len()).is_ok_and(|n| n == total)) {
+            return Ok(match v.count(f) {
+                Some(n) => {
+                    self.counts.hit(&f.task_id);
+                    Indexed::Counted(n)
+                }
                 None => Indexed::Miss(None),
-            },
+            });
+        }
+        Ok(match self.counts.lookup(&f.task_id, total) {
+            // The index changed since the view (this node wrote meanwhile):
+            // this total is counted in SQL.
+            Lookup::Hit(_) => Indexed::Miss(None),
             Lookup::Miss { build } => {
                 Indexed::Miss(build.then(|| DueBuild { index: &self.counts, task: Some(f.task_id.clone()) }))
             }

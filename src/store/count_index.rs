@@ -12,8 +12,9 @@
 //! Correctness rests on records being insert-only (`read_at` is the one
 //! column ever updated, and no filter reads it) and on `record_counts`
 //! being written in the records' own transaction: an index holding `n` of
-//! the task's records is exactly the task's records while the task's
-//! `record_counts` total is `n`. Every use checks that total first.
+//! the task's committed records is exactly the task's records when a
+//! `record_counts` total read after taking the index is `n`. Every use
+//! takes the index, then reads that total ([`CountIndex::view`]).
 //!
 //! The index follows this process's own writes: each records transaction
 //! registers its records before it commits and adds them when it has
@@ -235,8 +236,9 @@ pub struct Built {
 
 /// What [`CountIndex::lookup`] found.
 pub enum Lookup {
-    /// An index that matches the task's current total (a view: the shared
-    /// sorted part and a copy of the few recent records).
+    /// An index that holds `total` records (a view: the shared sorted part
+    /// and a copy of the few recent records). Exact only if `total` was read
+    /// after the view was taken: see [`CountIndex::view`].
     Hit(TaskFacts),
     /// Count in SQL; `build` says the caller should start a build.
     Miss { build: bool },
@@ -386,7 +388,29 @@ impl CountIndex {
         e.inflight.keys().chain(e.during_build.iter().map(|(id, _)| id)).cloned().collect()
     }
 
-    /// The index of `task` if it holds exactly `total` records.
+    /// The current index of `task`, to compare with a total read *after*
+    /// taking it: every record in it had committed before that read, so if
+    /// the read total equals its length (records being insert-only), the
+    /// two are the same set of records. (A total read before taking the
+    /// view could equal it by accident: this node's newer record in, another
+    /// node's older one out.)
+    pub fn view(&self, task: &str) -> Option<TaskFacts> {
+        match self.lock().get(task).and_then(|e| e.slot.as_ref()) {
+            Some(Slot::Ready { facts, .. }) => Some(facts.clone()),
+            Some(Slot::Building | Slot::Skip { .. }) | None => None,
+        }
+    }
+
+    /// A total was answered from `task`'s view.
+    pub fn hit(&self, task: &str) {
+        self.hits.fetch_add(1, Ordering::Relaxed);
+        if let Some(Some(Slot::Ready { used, .. })) = self.lock().get_mut(task).map(|e| e.slot.as_mut()) {
+            *used = Instant::now();
+        }
+    }
+
+    /// Whether `task`'s index holds exactly `total` records, and if not,
+    /// whether the caller should start a build.
     pub fn lookup(&self, task: &str, total: i64) -> Lookup {
         let budget = self.budget.load(Ordering::Relaxed);
         let min_rows = self.min_rows.load(Ordering::Relaxed);
@@ -402,7 +426,6 @@ impl CountIndex {
         match &mut e.slot {
             Some(Slot::Ready { facts, used, .. }) if facts.len() == rows => {
                 *used = now;
-                self.hits.fetch_add(1, Ordering::Relaxed);
                 return Lookup::Hit(facts.clone());
             }
             Some(Slot::Ready { built, .. }) if now.duration_since(*built) < REBUILD_EVERY => {
@@ -681,8 +704,13 @@ mod tests {
             checked: HashSet::new(),
             visible: HashSet::new(),
         };
+        assert!(index.view("a").is_none(), "no view while building");
         index.finish("a", Ok(ten()));
         assert!(matches!(index.lookup("a", 10), Lookup::Hit(_)));
+        assert_eq!(index.view("a").map(|v| v.len()), Some(10));
+        assert_eq!(index.hits(), 0);
+        index.hit("a");
+        assert_eq!(index.hits(), 1);
         assert!(matches!(index.lookup("a", 11), Lookup::Miss { build: false }), "stale, rebuilt later");
         // Two more tasks of 10: the least recently used one goes.
         assert!(matches!(index.lookup("b", 10), Lookup::Miss { build: true }));
