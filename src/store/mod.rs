@@ -880,38 +880,30 @@ impl Store {
         check("dial_ledger", "origination_uuid", uuid, chars(limits::ID))?;
         check("dial_ledger", "node_id", node, chars(limits::NODE))?;
         let now = now_str();
+        const INSERT: &str = "INSERT INTO dial_ledger (task_id, number_id, number, attempt, origination_uuid, node_id, state, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'originating', ?, ?)";
+        let ledger_row = |q: String| {
+            sqlx::query(self.sql(&q))
+                .bind(task_id.to_string())
+                .bind(number_id)
+                .bind(number.to_string())
+                .bind(attempt)
+                .bind(uuid.to_string())
+                .bind(node.to_string())
+                .bind(now.clone())
+                .bind(now.clone())
+        };
         if self.backend == Backend::Postgres {
             // One statement (one round trip before the originate), atomic.
-            sqlx::query(self.sql(
-                "WITH l AS (INSERT INTO dial_ledger (task_id, number_id, number, attempt, origination_uuid, node_id, state, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'originating', ?, ?) RETURNING origination_uuid, node_id, number_id, id) \
-                 INSERT INTO open_dials (origination_uuid, node_id, number_id, ledger_id) SELECT origination_uuid, node_id, number_id, id FROM l",
+            ledger_row(format!(
+                "WITH l AS ({INSERT} RETURNING origination_uuid, node_id, number_id, id) \
+                 INSERT INTO open_dials (origination_uuid, node_id, number_id, ledger_id) SELECT origination_uuid, node_id, number_id, id FROM l"
             ))
-            .bind(task_id)
-            .bind(number_id)
-            .bind(number)
-            .bind(attempt)
-            .bind(uuid)
-            .bind(node)
-            .bind(&now)
-            .bind(&now)
             .execute(&self.pool)
             .await?;
             return Ok(());
         }
         let mut tx = self.begin_write().await?;
-        sqlx::query(self.sql(
-            "INSERT INTO dial_ledger (task_id, number_id, number, attempt, origination_uuid, node_id, state, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'originating', ?, ?)",
-        ))
-        .bind(task_id)
-        .bind(number_id)
-        .bind(number)
-        .bind(attempt)
-        .bind(uuid)
-        .bind(node)
-        .bind(&now)
-        .bind(&now)
-        .execute(&mut *tx)
-        .await?;
+        ledger_row(INSERT.to_string()).execute(&mut *tx).await?;
         sqlx::query(self.sql(
             "INSERT INTO open_dials (origination_uuid, node_id, number_id, ledger_id) SELECT origination_uuid, node_id, number_id, id FROM dial_ledger WHERE origination_uuid = ?",
         ))
