@@ -51,6 +51,65 @@ pub enum StoreError {
     Io { path: String, source: std::io::Error },
 }
 
+/// SQLite's `synchronous` setting, from the URL's own `synchronous=`
+/// parameter (taken out before sqlx parses the URL, which refuses unknown
+/// parameters).
+///
+/// Why FULL by default: in WAL mode NORMAL syncs the log only at checkpoints,
+/// so a power loss or an OS crash can roll back transactions that had
+/// committed: a dial claim (the number is then dialled again), a finalized
+/// call whose journal segment is already deleted (the record is lost). FULL
+/// syncs the log at every commit; the callers batch their writes, so it
+/// costs one `fdatasync` per batch. `synchronous=normal` trades that
+/// guarantee for speed where a machine crash may lose the last commits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SqliteSync {
+    Off,
+    Normal,
+    Full,
+    Extra,
+}
+
+impl SqliteSync {
+    fn pragma(self) -> &'static str {
+        match self {
+            SqliteSync::Off => "PRAGMA synchronous = OFF",
+            SqliteSync::Normal => "PRAGMA synchronous = NORMAL",
+            SqliteSync::Full => "PRAGMA synchronous = FULL",
+            SqliteSync::Extra => "PRAGMA synchronous = EXTRA",
+        }
+    }
+
+    /// Remove `synchronous=…` from an SQLite URL's query and return it
+    /// (FULL when absent).
+    fn take_from(url: &mut String) -> Result<SqliteSync, StoreError> {
+        let Some((base, query)) = url.split_once('?') else { return Ok(SqliteSync::Full) };
+        let mut sync = SqliteSync::Full;
+        let mut kept = Vec::new();
+        for pair in query.split('&') {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            if !key.eq_ignore_ascii_case("synchronous") {
+                kept.push(pair);
+                continue;
+            }
+            sync = match value.to_ascii_lowercase().as_str() {
+                "off" | "0" => SqliteSync::Off,
+                "normal" | "1" => SqliteSync::Normal,
+                "full" | "2" => SqliteSync::Full,
+                "extra" | "3" => SqliteSync::Extra,
+                _ => {
+                    return Err(StoreError::Invalid(format!(
+                        "unknown value {value:?} for `synchronous` in the SQLite URL: use full (the default), normal, extra or off"
+                    )))
+                }
+            };
+        }
+        let rebuilt = if kept.is_empty() { base.to_string() } else { format!("{base}?{}", kept.join("&")) };
+        *url = rebuilt;
+        Ok(sync)
+    }
+}
+
 /// Which SQL dialect the pool speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -192,7 +251,9 @@ impl Store {
         sqlx::any::install_default_drivers();
         let backend = Backend::from_url(url)?;
         let mut conn_url = url.to_string();
+        let mut synchronous = SqliteSync::Full;
         if backend == Backend::Sqlite {
+            synchronous = SqliteSync::take_from(&mut conn_url)?;
             let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
             let path = path.split('?').next().unwrap_or(path);
             if let Some(parent) = Path::new(path).parent() {
@@ -213,7 +274,7 @@ impl Store {
                     match backend {
                         Backend::Sqlite => {
                             sqlx::query("PRAGMA busy_timeout = 10000").execute(&mut *conn).await?;
-                            sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
+                            sqlx::query(synchronous.pragma()).execute(&mut *conn).await?;
                         }
                         // A value too long for its column, a NULL in a NOT
                         // NULL column or a bad number is an error on every
@@ -254,10 +315,10 @@ impl Store {
                     // A local file does not drop connections: no ping (a
                     // hand-off to the worker thread) before every batch.
                     .test_before_acquire(false)
-                    .after_connect(|conn, _| {
+                    .after_connect(move |conn, _| {
                         Box::pin(async move {
                             sqlx::query("PRAGMA busy_timeout = 10000").execute(&mut *conn).await?;
-                            sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
+                            sqlx::query(synchronous.pragma()).execute(&mut *conn).await?;
                             Ok(())
                         })
                     })
@@ -998,5 +1059,50 @@ impl Store {
         let q = format!("SELECT {} AS a FROM records WHERE task_id = ?", self.avg_f64("rounds"));
         let r = sqlx::query(self.sql(&q)).bind(task_id).fetch_one(&self.pool).await?;
         Ok(r.try_get::<Option<f64>, _>("a")?.unwrap_or(0.0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn synchronous_of(store: &Store) -> i64 {
+        let row = sqlx::query("PRAGMA synchronous").fetch_one(&store.pool).await.expect("pragma");
+        row.try_get::<i64, _>(0).expect("value")
+    }
+
+    #[tokio::test]
+    async fn sqlite_commits_are_synced_unless_the_url_says_otherwise() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("s.db");
+        let full = Store::open(&format!("sqlite://{}", db.display())).await.expect("open");
+        assert_eq!(synchronous_of(&full).await, 2, "FULL by default");
+        let typed = full.sqlite.as_ref().expect("typed pool");
+        let row = sqlx::query("PRAGMA synchronous").fetch_one(typed).await.expect("pragma");
+        assert_eq!(row.try_get::<i64, _>(0).expect("value"), 2, "the batch writer's pool too");
+        drop(full);
+
+        let normal =
+            Store::open(&format!("sqlite://{}?synchronous=normal&mode=rwc", db.display())).await.expect("open");
+        assert_eq!(synchronous_of(&normal).await, 1);
+        drop(normal);
+
+        let Err(err) = Store::open(&format!("sqlite://{}?synchronous=sometimes", db.display())).await else {
+            panic!("an unknown synchronous value was accepted")
+        };
+        assert!(err.to_string().contains("synchronous") && err.to_string().contains("sometimes"), "{err}");
+    }
+
+    #[test]
+    fn the_synchronous_parameter_leaves_the_others_in_place() {
+        let mut url = "sqlite://a.db?mode=rwc&Synchronous=EXTRA&cache=shared".to_string();
+        assert_eq!(SqliteSync::take_from(&mut url).expect("valid"), SqliteSync::Extra);
+        assert_eq!(url, "sqlite://a.db?mode=rwc&cache=shared");
+        let mut url = "sqlite://a.db?synchronous=off".to_string();
+        assert_eq!(SqliteSync::take_from(&mut url).expect("valid"), SqliteSync::Off);
+        assert_eq!(url, "sqlite://a.db");
+        let mut url = "sqlite://a.db".to_string();
+        assert_eq!(SqliteSync::take_from(&mut url).expect("valid"), SqliteSync::Full);
+        assert_eq!(url, "sqlite://a.db");
     }
 }
