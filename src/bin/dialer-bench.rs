@@ -36,6 +36,10 @@ struct Args {
     time_scale: f64,
     #[arg(long, default_value = "127.0.0.1:18021")]
     sim_addr: String,
+    /// Query parameters for the scratch SQLite URL, e.g. `synchronous=normal`
+    /// to measure what the default `synchronous = FULL` costs.
+    #[arg(long)]
+    sqlite_params: Option<String>,
 }
 
 #[tokio::main]
@@ -56,7 +60,8 @@ async fn main() -> Result<()> {
 
     let dir = std::env::temp_dir().join(format!("voxdial-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let store = Store::open(&format!("sqlite://{}/bench.db", dir.display())).await?;
+    let params = a.sqlite_params.as_deref().map(|p| format!("?{p}")).unwrap_or_default();
+    let store = Store::open(&format!("sqlite://{}/bench.db{params}", dir.display())).await?;
     let user = "bench-user";
     store.ensure_user(user, "bench").await?;
     let group = store.save_script(user, &Script::from_json(SAMPLE_SCRIPT)?).await?;

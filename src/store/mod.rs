@@ -800,15 +800,22 @@ impl Store {
         }
         let mut report = ImportReport::default();
         for (chunk, vars_chunk) in rows.chunks(500).zip(vars_json.chunks(500)) {
+            // The chunk's blacklisted numbers in one query, not one per number.
+            let q = format!(
+                "SELECT number FROM blacklists WHERE user_id = ? AND number IN ({})",
+                vec!["?"; chunk.len()].join(", ")
+            );
+            let mut query = sqlx::query(self.sql(&q)).bind(&task.user_id);
+            for (number, _) in chunk {
+                query = query.bind(number);
+            }
+            let mut black = HashSet::new();
+            for row in query.fetch_all(&self.pool).await? {
+                black.insert(row.try_get::<String, _>(0)?);
+            }
             let mut batch = Vec::with_capacity(chunk.len());
             for (line, ((number, _), variables)) in (0_u64..).zip(chunk.iter().zip(vars_chunk)) {
-                let blacklisted =
-                    sqlx::query(self.sql("SELECT 1 AS x FROM blacklists WHERE user_id = ? AND number = ?"))
-                        .bind(&task.user_id)
-                        .bind(number)
-                        .fetch_optional(&self.pool)
-                        .await?
-                        .is_some();
+                let blacklisted = black.contains(number);
                 batch.push(number::NewNumber {
                     line,
                     number: number.clone(),

@@ -24,7 +24,7 @@ use std::collections::HashMap;
 use sqlx::Row;
 
 use super::limits::{self, chars, check, check_opt};
-use super::{now_str, Store, StoreError};
+use super::{now_str, Backend, Store, StoreError};
 
 /// Why a raw number was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -136,6 +136,28 @@ pub struct NewNumber {
     pub variables: Option<String>,
 }
 
+/// Rows per multi-row number INSERT: 10 parameters each, well under
+/// SQLite's 32,766 and PostgreSQL's 65,535.
+const NUMBERS_PER_STATEMENT: usize = 500;
+
+fn bind_number<'q>(
+    q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
+    task_id: &'q str,
+    r: &'q NewNumber,
+    now: &'q str,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+    q.bind(task_id)
+        .bind(r.number.as_str())
+        .bind(r.location.province_id)
+        .bind(r.location.city_id)
+        .bind(r.location.operator)
+        .bind(i64::from(r.blacklisted))
+        .bind(r.variables.as_deref())
+        .bind("")
+        .bind(now)
+        .bind(now)
+}
+
 impl Store {
     /// Insert one batch of imported numbers in one transaction, with their
     /// province, city and operator; returns the lines that were duplicates
@@ -146,29 +168,44 @@ impl Store {
             check_opt("autodialer_number", "variables", r.variables.as_deref(), limits::TEXT)?;
         }
         let now = now_str();
-        let q = format!(
-            "{} INTO autodialer_number (task_id, number, province_id, city_id, operator, is_blacklist, variables, next_attempt_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?){}",
-            self.insert_ignore(),
-            self.on_conflict_nothing()
-        );
+        let cols = "task_id, number, province_id, city_id, operator, is_blacklist, variables, next_attempt_at, created_at, updated_at";
         let mut dups = Vec::new();
         let mut tx = self.begin_write().await?;
-        for r in rows {
-            let done = sqlx::query(self.sql(&q))
-                .bind(task_id)
-                .bind(&r.number)
-                .bind(r.location.province_id)
-                .bind(r.location.city_id)
-                .bind(r.location.operator)
-                .bind(i64::from(r.blacklisted))
-                .bind(r.variables.clone())
-                .bind("")
-                .bind(&now)
-                .bind(&now)
-                .execute(&mut *tx)
-                .await?;
-            if done.rows_affected() == 0 {
-                dups.push(r.line);
+        if self.backend == Backend::MySql {
+            // MySQL has no INSERT … RETURNING: one statement per row, a
+            // duplicate seen in its affected-row count.
+            let q = format!("INSERT IGNORE INTO autodialer_number ({cols}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+            for r in rows {
+                let done = bind_number(sqlx::query(self.sql(&q)), task_id, r, &now).execute(&mut *tx).await?;
+                if done.rows_affected() == 0 {
+                    dups.push(r.line);
+                }
+            }
+        } else {
+            // Multi-row statements returning the numbers they inserted: one
+            // round trip per chunk instead of one per number (a thread
+            // hand-off each on SQLite). A number returned is the first of its
+            // rows in the chunk, as with one statement per row in order.
+            for chunk in rows.chunks(NUMBERS_PER_STATEMENT) {
+                let q = format!(
+                    "{} INTO autodialer_number ({cols}) VALUES {}{} RETURNING number",
+                    self.insert_ignore(),
+                    vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", "),
+                    self.on_conflict_nothing()
+                );
+                let mut query = sqlx::query(self.sql(&q));
+                for r in chunk {
+                    query = bind_number(query, task_id, r, &now);
+                }
+                let mut inserted = std::collections::HashSet::new();
+                for row in query.fetch_all(&mut *tx).await? {
+                    inserted.insert(row.try_get::<String, _>(0)?);
+                }
+                for r in chunk {
+                    if !inserted.remove(&r.number) {
+                        dups.push(r.line);
+                    }
+                }
             }
         }
         tx.commit().await?;
